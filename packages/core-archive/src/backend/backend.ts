@@ -1,0 +1,83 @@
+/**
+ * The storage contract every destination implements (local disk, memory, Google Drive, Dropbox, OneDrive).
+ * It is deliberately small: the repository engine needs nothing more, and every cross-cutting behaviour (retry,
+ * connection and bandwidth limits, append-only, dry-run) is a wrapper around a Backend, never code inside one.
+ */
+
+/** The kinds of file a repository holds; each maps to one folder (data files are fanned out by id prefix). */
+export type FileType = 'config' | 'keys' | 'locks' | 'snapshots' | 'index' | 'data';
+
+export const FILE_TYPES: readonly FileType[] = ['config', 'keys', 'locks', 'snapshots', 'index', 'data'];
+
+/** Names one repository file. `config` has the single name "config"; every other name is a lowercase hex id. */
+export interface Handle {
+  readonly type: FileType;
+  readonly name: string;
+}
+
+export interface FileInfo {
+  readonly name: string;
+  readonly size: number;
+}
+
+export interface Usage {
+  /** Bytes counted against the account or disk, including trash. */
+  readonly usedBytes: number;
+  /** Total capacity in bytes, or null when the service reports it as unlimited. */
+  readonly totalBytes: number | null;
+  /** Bytes held in a trash or recycle bin that still count against quota (0 when there is none). */
+  readonly trashBytes: number;
+}
+
+export interface Backend {
+  /** Where the repository lives, for messages and logs. Never contains credentials. */
+  readonly location: string;
+
+  /**
+   * Stores `data` under `h` atomically: a reader sees either no file or the whole file, never a prefix, even if
+   * the process dies mid-save. When the call resolves the file is durable and immediately visible to `load`,
+   * `stat` and `list` (read-after-write). Saving a name that exists replaces it atomically; since repository names
+   * are content hashes, the content is the same. A backend must never leave a visible partial file behind.
+   */
+  save(h: Handle, data: Uint8Array): Promise<void>;
+
+  /**
+   * Reads `length` bytes starting at `offset` (default: from 0 to the end). A missing file fails with NOT_FOUND.
+   * A range that reaches past the end of the file fails with INVALID_RANGE, a permanent error: a short read is
+   * never returned as success.
+   */
+  load(h: Handle, offset?: number, length?: number): Promise<Uint8Array>;
+
+  /** Size of the file, or NOT_FOUND. */
+  stat(h: Handle): Promise<FileInfo>;
+
+  /**
+   * Yields every file of the given type exactly once, in no particular order, including files saved before the
+   * call. Files saved or removed while the listing runs may or may not appear. Temporary files never appear.
+   */
+  list(type: FileType): AsyncIterable<FileInfo>;
+
+  /** Deletes the file permanently (not into a trash when the service allows that). Removing a missing file succeeds. */
+  remove(h: Handle): Promise<void>;
+
+  /** Space used and available at the destination, when the destination can tell. */
+  usage?(): Promise<Usage>;
+
+  /** Releases connections and handles. The backend is unusable afterwards. */
+  close(): Promise<void>;
+}
+
+/** Path of a file inside a repository, as every path-based backend lays it out: `data/ab/abcd…`, `index/…`, `config`. */
+export function handlePath(h: Handle): string {
+  if (h.type === 'config') return 'config';
+  if (h.type === 'data') return `data/${h.name.slice(0, 2)}/${h.name}`;
+  return `${h.type}/${h.name}`;
+}
+
+const HEX_ID = /^[0-9a-f]{64}$/;
+
+/** Checks a handle's name so that no backend ever builds a path from a hostile or malformed name. */
+export function assertValidHandle(h: Handle): void {
+  const ok = h.type === 'config' ? h.name === 'config' : HEX_ID.test(h.name);
+  if (!ok) throw new TypeError(`invalid repository file name ${JSON.stringify(h.name)} for type ${h.type}`);
+}

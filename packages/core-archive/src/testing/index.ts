@@ -1,0 +1,1 @@
+export { greet as testGreet } from '../hello.ts';
