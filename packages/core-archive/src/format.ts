@@ -163,5 +163,7 @@ export interface LockDocument {
   hostname: string;
   username: string;
   pid: number;
+  /** Linux only: the process start time in clock ticks since boot (/proc/PID/stat field 22), to detect PID reuse */
+  processStart?: string;
   operation: string;
 }

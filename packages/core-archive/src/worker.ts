@@ -1,3 +1,261 @@
+/**
+ * Worker thread of the engine's pool: the CPU-heavy half of backup and restore. For backup it reads files
+ * synchronously (fast inside a worker), cuts them into chunks, hashes, asks the main thread which chunks are new,
+ * then compresses and seals only those. For restore it opens, decompresses and writes blobs with positioned writes.
+ * The main thread keeps the repository, the index and all network or backend I/O.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { greet } from './hello.ts';
-parentPort?.on('message', (m: string) => parentPort?.postMessage(greet(m)));
+import { FdChunkReader } from './chunker/chunker.ts';
+import type { ChunkerParams } from './chunker/chunker.ts';
+import { gearTable } from './chunker/gear.ts';
+import { openBlob, sealBlob } from './crypto/blob.ts';
+import { idToBytes } from './crypto/hash.ts';
+import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult, WorkerInit, WorkerRestoreTask } from './pool-protocol.ts';
+
+const port = parentPort;
+if (!port) throw new Error('worker.ts must run as a worker thread');
+
+let init: WorkerInit | undefined;
+let chunker: ChunkerParams | undefined;
+let nextReq = 1;
+const waiting = new Map<number, (value: ToWorker) => void>();
+const queue: ToWorker[] = [];
+let busy = false;
+
+const BATCH_BYTES = 16 * 1024 * 1024;
+const BATCH_FILES = 256;
+
+function post(msg: ToMain, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(msg, transfer);
+}
+
+function request(msg: ToMain, transfer: ArrayBuffer[] = []): Promise<ToWorker> {
+  return new Promise((resolve) => {
+    waiting.set((msg as { req: number }).req, resolve);
+    post(msg, transfer);
+  });
+}
+
+function errorOf(e: unknown): { code: string; message: string } {
+  const err = e as NodeJS.ErrnoException;
+  return { code: err.code ?? 'IO', message: err.message ?? String(e) };
+}
+
+/** Pending chunks of one or more files, flushed to the main thread together to amortise the round trip. */
+interface Batch {
+  ids: string[];
+  chunks: Uint8Array[];
+  bytes: number;
+  results: WorkerFileResult[];
+}
+
+async function flush(job: number, batch: Batch): Promise<void> {
+  if (batch.ids.length > 0) {
+    const req = nextReq++;
+    const answer = await request({ t: 'query', job, req, ids: batch.ids, bytes: batch.bytes });
+    if (answer.t !== 'known') throw new Error(`unexpected answer ${answer.t}`);
+    const blobs: { id: string; envelope: Uint8Array; rawLength: number }[] = [];
+    const transfer: ArrayBuffer[] = [];
+    const m = init!;
+    answer.isNew.forEach((isNew, i) => {
+      if (!isNew) return;
+      const chunk = batch.chunks[i]!;
+      const envelope = sealBlob(m.key, 'data', idToBytes(batch.ids[i]!), chunk, m.compression);
+      blobs.push({ id: batch.ids[i]!, envelope, rawLength: chunk.length });
+      transfer.push(envelope.buffer as ArrayBuffer);
+    });
+    if (blobs.length > 0) {
+      const ack = await request({ t: 'blobs', job, req: nextReq++, blobs }, transfer);
+      if (ack.t !== 'ack') throw new Error(`unexpected answer ${ack.t}`);
+      if (ack.error) throw Object.assign(new Error(ack.error.message), { code: ack.error.code, fatal: true });
+    }
+  }
+  // Results go out only after their blobs are with the main thread: a tree never names a blob that was not sent.
+  for (const r of batch.results) post({ t: 'file', job, result: r });
+  batch.ids = [];
+  batch.chunks = [];
+  batch.bytes = 0;
+  batch.results = [];
+}
+
+let smallBuffer: Uint8Array | undefined;
+
+/** Reads a whole file of at most minSize bytes (one chunk, possibly empty); undefined when it is larger. */
+function readSmall(fd: number): Uint8Array[] | undefined {
+  const limit = chunker!.minSize;
+  smallBuffer ??= new Uint8Array(limit + 1);
+  let n = 0;
+  for (;;) {
+    const got = fs.readSync(fd, smallBuffer, n, smallBuffer.length - n, n);
+    if (got === 0) break;
+    n += got;
+    if (n > limit) return undefined;
+  }
+  return n === 0 ? [] : [smallBuffer.subarray(0, n)];
+}
+
+function* chunksOf(reader: FdChunkReader): Generator<Uint8Array> {
+  for (let chunk = reader.next(); chunk !== null; chunk = reader.next()) yield chunk;
+}
+
+function sameVersion(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
+}
+
+async function backupFiles(job: number, files: WorkerFileJob[]): Promise<void> {
+  const batch: Batch = { ids: [], chunks: [], bytes: 0, results: [] };
+  for (const f of files) {
+    let fd = -1;
+    try {
+      // O_NONBLOCK: if the path was swapped for a FIFO since it was listed, open must not hang.
+      fd = fs.openSync(f.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const before = fs.fstatSync(fd, { bigint: true });
+      if (!before.isFile()) {
+        batch.results.push({ index: f.index, error: { code: 'NOT_REGULAR', message: 'is no longer a regular file' } });
+        continue;
+      }
+      const whole = createHash('sha256');
+      const content: string[] = [];
+      let size = 0;
+      // Most files fit in one chunk (at most minSize bytes is always one chunk): read them with positioned reads
+      // into a reused buffer. A file that turns out larger is chunked from offset 0 by the streaming reader.
+      const small = readSmall(fd);
+      const chunks: Iterable<Uint8Array> = small ?? chunksOf(new FdChunkReader(fd, chunker!));
+      for (const chunk of chunks) {
+        whole.update(chunk);
+        const id = createHash('sha256').update(chunk).digest('hex');
+        content.push(id);
+        size += chunk.length;
+        batch.ids.push(id);
+        batch.chunks.push(chunk.slice());
+        batch.bytes += chunk.length;
+        if (batch.bytes >= BATCH_BYTES) await flush(job, batch);
+      }
+      const after = fs.fstatSync(fd, { bigint: true });
+      const changed = !sameVersion(before, after) || BigInt(size) !== after.size || before.ino !== BigInt(f.ino) || before.mtimeNs !== BigInt(f.mtimeNs);
+      batch.results.push({ index: f.index, content, sha256: whole.digest('hex'), size, changed });
+    } catch (e) {
+      if ((e as { fatal?: boolean }).fatal) throw e;
+      batch.results.push({ index: f.index, error: errorOf(e) });
+    } finally {
+      if (fd >= 0) fs.closeSync(fd);
+    }
+    if (batch.results.length >= BATCH_FILES) await flush(job, batch);
+  }
+  await flush(job, batch);
+}
+
+/** Restore: open each blob, write it at its offsets, and hash files whose every blob passes through here. */
+function restoreTask(task: WorkerRestoreTask): void {
+  const m = init!;
+  const errors: { path: string; message: string }[] = [];
+  const hashes: { path: string; sha256: string }[] = [];
+  for (const blob of task.blobs) {
+    let plain: Uint8Array;
+    try {
+      plain = openBlob(m.key, 'data', idToBytes(blob.id), new Uint8Array(blob.envelope), blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
+    } catch (e) {
+      for (const t of blob.targets) errors.push({ path: t.path, message: (e as Error).message });
+      continue;
+    }
+    const zero = isAllZero(plain);
+    let digest: string | undefined;
+    for (const t of blob.targets) {
+      if (t.whole) {
+        digest ??= createHash('sha256').update(plain).digest('hex');
+        hashes.push({ path: t.path, sha256: digest });
+      }
+      // Zero blocks are left as holes: the file was truncated to its full size, so they read back as zeros.
+      if (zero && t.sparse) continue;
+      let fd = -1;
+      try {
+        fd = fs.openSync(t.path, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
+        let off = 0;
+        while (off < plain.length) off += fs.writeSync(fd, plain, off, plain.length - off, t.offset + off);
+      } catch (e) {
+        errors.push({ path: t.path, message: (e as Error).message });
+      } finally {
+        if (fd >= 0) fs.closeSync(fd);
+      }
+    }
+  }
+  post({ t: 'restored', task: task.task, errors, hashes });
+}
+
+function isAllZero(b: Uint8Array): boolean {
+  // Compare 8 bytes at a time where alignment allows.
+  const n = b.length;
+  let i = 0;
+  if (b.byteOffset % 8 === 0) {
+    const words = new BigUint64Array(b.buffer, b.byteOffset, Math.floor(n / 8));
+    for (; i < words.length; i++) if (words[i] !== 0n) return false;
+    i *= 8;
+  }
+  for (; i < n; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** Hashes a restored file by reading it back: used for files whose blobs arrived from several packs. */
+function hashFile(task: number, path: string): void {
+  let fd = -1;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+    post({ t: 'hashed', task, sha256: h.digest('hex') });
+  } catch (e) {
+    post({ t: 'hashed', task, error: errorOf(e) });
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+}
+
+async function drain(): Promise<void> {
+  if (busy) return;
+  busy = true;
+  try {
+    while (queue.length > 0) {
+      const msg = queue.shift()!;
+      if (msg.t === 'files') {
+        try {
+          await backupFiles(msg.job, msg.files);
+          post({ t: 'done', job: msg.job });
+        } catch (e) {
+          post({ t: 'failed', job: msg.job, error: errorOf(e) });
+        }
+      } else if (msg.t === 'restore') {
+        restoreTask(msg.task);
+      } else if (msg.t === 'hash') {
+        hashFile(msg.task, msg.path);
+      }
+    }
+  } finally {
+    busy = false;
+  }
+}
+
+port.on('message', (msg: ToWorker) => {
+  switch (msg.t) {
+    case 'init':
+      init = msg.init;
+      chunker = { gear: gearTable(msg.init.chunkerSecret), ...msg.init.chunkSizes };
+      return;
+    case 'known':
+    case 'ack': {
+      const resolve = waiting.get(msg.req);
+      waiting.delete(msg.req);
+      resolve?.(msg);
+      return;
+    }
+    default:
+      queue.push(msg);
+      void drain();
+  }
+});

@@ -1,0 +1,30 @@
+/**
+ * @backup-manager/config: the schema, defaults, validation, loading and writing of config.json, the state folder's
+ * paths, and the duration, size and cron parsers the CLI also uses for flags.
+ */
+export { ConfigSchema, PRIORITIES, BACKUP_TYPES, COMPRESSIONS, CLOUD_DESTINATIONS } from './schema.ts';
+export type {
+  Config,
+  ConfigInput,
+  SourceConfig,
+  DestinationsConfig,
+  RetentionConfig,
+  AlertsConfig,
+  VerifyConfig,
+  RepositoryConfig,
+  Priority,
+  BackupType,
+  Compression,
+  CloudDestination,
+} from './schema.ts';
+export { parseConfig, parseConfigText, formatIssues } from './parse.ts';
+export type { ParseResult } from './parse.ts';
+export { parseDuration, parseSize } from './units.ts';
+export { checkCron } from './cron.ts';
+export { resolveHome, expandTilde, statePaths, HOME_ENV_VAR } from './paths.ts';
+export type { StatePaths } from './paths.ts';
+export { loadConfig, writeConfig, defaultConfig } from './load.ts';
+export type { LoadedConfig } from './load.ts';
+export { configJsonSchema } from './json-schema.ts';
+export { ConfigError, InvalidValueError } from './errors.ts';
+export type { ConfigIssue, ConfigErrorCode } from './errors.ts';

@@ -1,0 +1,526 @@
+/**
+ * The archiver: turns source paths into a snapshot. The main thread walks the tree (lstat and readdir are cheap),
+ * decides per file whether the parent snapshot can be trusted, and hands the files that must be read to the worker
+ * pool in batches; trees are built as their children complete, so the walk never waits for file contents. Order
+ * gives crash safety: packs, then index, then the snapshot.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { cutPoint } from '../chunker/chunker.ts';
+import { gearTable } from '../chunker/gear.ts';
+import { sha256Hex } from '../crypto/hash.ts';
+import { BackupError, isBackupError } from '../errors.ts';
+import type { BackupType, Id, NodeType, SnapshotDocument, SnapshotSummary, TreeNode } from '../format.ts';
+import { WorkerPool } from '../pool.ts';
+import type { WorkerFileJob, WorkerFileResult } from '../pool-protocol.ts';
+import { PackSaver } from '../repository/pack-saver.ts';
+import { compareTime, cryptoMaterial } from '../repository/repository.ts';
+import type { Repository } from '../repository/repository.ts';
+import { emptySummary } from '../repository/snapshot.ts';
+import { encodeTree } from '../repository/tree.ts';
+import { createExcludeMatcher } from './excludes.ts';
+import type { ExcludeMatcher, ExcludeOptions } from './excludes.ts';
+
+export const PROGRAM_VERSION = '0.1.0';
+
+export interface BackupWarning {
+  path: string;
+  /** stable reason: unreadable, changed-while-reading, vanished, unsupported-name */
+  code: string;
+  message: string;
+}
+
+export type BackupEvent =
+  | { type: 'start'; paths: string[]; backupType: BackupType; parent?: Id }
+  | { type: 'progress'; filesDone: number; bytesDone: number; bytesRead: number; currentPath?: string }
+  | { type: 'warning'; warning: BackupWarning }
+  | { type: 'saved'; snapshotId: Id; summary: SnapshotSummary };
+
+export interface BackupOptions {
+  paths: string[];
+  /** default incremental */
+  type?: BackupType;
+  tags?: string[];
+  /** the snapshot's time (imports, tests); default now */
+  time?: Date;
+  /** trust this snapshot instead of choosing one by type */
+  parent?: Id;
+  excludes?: ExcludeOptions;
+  /** back up a stream instead of paths */
+  stdin?: { stream: AsyncIterable<Uint8Array>; filename: string };
+  signal?: AbortSignal;
+  onEvent?: (e: BackupEvent) => void;
+  workers?: number;
+}
+
+export interface BackupResult {
+  snapshotId: Id;
+  snapshot: SnapshotDocument;
+  warnings: BackupWarning[];
+  /** some files could not be read and are not in the snapshot */
+  partial: boolean;
+}
+
+type NodeFuture = Promise<TreeNode | null>;
+
+/**
+ * A queued node. Wrapped in an object because an async function that returns a promise would wait for it:
+ * the walk must only wait until work is queued, never until it is done.
+ */
+interface Queued {
+  readonly future: NodeFuture;
+}
+
+function queued(future: NodeFuture): Queued {
+  // Failures surface when the directory's children are awaited; this only keeps Node from reporting them early.
+  future.catch(() => undefined);
+  return { future };
+}
+
+interface Trie {
+  /** this exact path was given as a source */
+  source: boolean;
+  children: Map<string, Trie>;
+}
+
+function nodeTypeOf(st: fs.BigIntStats): NodeType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'chardev';
+  return 'blockdev';
+}
+
+function baseNode(name: string, st: fs.BigIntStats): TreeNode {
+  return {
+    name,
+    type: nodeTypeOf(st),
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtimeNs: st.mtimeNs.toString(),
+    atimeNs: st.atimeNs.toString(),
+    ctimeNs: st.ctimeNs.toString(),
+    dev: st.dev.toString(),
+    inode: st.ino.toString(),
+    nlink: Number(st.nlink),
+  };
+}
+
+/** Validates and normalises source paths: absolute, existing, and none nested inside another. */
+export function resolveSources(paths: string[], cwd = process.cwd()): string[] {
+  if (paths.length === 0) throw new BackupError('INVALID_ARGUMENT', 'no path to back up: name at least one, or configure sources in config.json');
+  const abs = [...new Set(paths.map((p) => path.resolve(cwd, p)))];
+  for (const p of abs) {
+    try {
+      fs.lstatSync(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new BackupError('SOURCE_NOT_FOUND', code === 'ENOENT' ? `source path ${p} does not exist: check the path (nothing was backed up)` : `cannot access source path ${p}: ${(e as Error).message}`, { cause: e, subject: p });
+    }
+  }
+  abs.sort();
+  return abs.filter((p) => !abs.some((q) => q !== p && (q === '/' || p.startsWith(q + '/'))));
+}
+
+function buildTrie(paths: string[]): Trie {
+  const root: Trie = { source: false, children: new Map() };
+  for (const p of paths) {
+    let t = root;
+    for (const part of p.split('/').filter(Boolean)) {
+      let next = t.children.get(part);
+      if (!next) {
+        next = { source: false, children: new Map() };
+        t.children.set(part, next);
+      }
+      t = next;
+    }
+    t.source = true;
+  }
+  return root;
+}
+
+/** Picks the snapshot an incremental or differential backup trusts: same host and paths, newest (full for differential). */
+export async function findParent(repo: Repository, paths: string[], type: BackupType, hostname: string): Promise<{ id: Id; snapshot: SnapshotDocument } | undefined> {
+  const want = [...paths].sort().join('\0');
+  const candidates = (await repo.listSnapshots()).filter(
+    (s) => s.snapshot.hostname === hostname && [...s.snapshot.paths].sort().join('\0') === want && (type !== 'differential' || s.snapshot.type === 'full'),
+  );
+  candidates.sort((a, b) => compareTime(a.snapshot.time, b.snapshot.time));
+  return candidates.at(-1);
+}
+
+class Archiver {
+  private readonly repo: Repository;
+  private readonly options: BackupOptions;
+  private readonly excludes: ExcludeMatcher;
+  private readonly saver: PackSaver;
+  private pool: WorkerPool | undefined;
+  private readonly summary: SnapshotSummary;
+  readonly warnings: BackupWarning[] = [];
+  private readonly trust: boolean;
+  private batch: { job: WorkerFileJob; resolve: (r: WorkerFileResult) => void; reject: (e: unknown) => void }[] = [];
+  private batchBytes = 0;
+  private nextIndex = 0;
+  private readonly hardlinks = new Map<string, Promise<TreeNode | null>>();
+  private filesDone = 0;
+  private bytesDone = 0;
+  private bytesRead = 0;
+  private walked = 0;
+
+  constructor(repo: Repository, options: BackupOptions, trust: boolean, start: string) {
+    this.repo = repo;
+    this.options = options;
+    this.excludes = createExcludeMatcher(options.excludes);
+    this.saver = new PackSaver(repo);
+    this.summary = emptySummary(start);
+    this.trust = trust;
+  }
+
+  private emit(e: BackupEvent): void {
+    this.options.onEvent?.(e);
+  }
+
+  private warn(p: string, code: string, message: string): void {
+    const w = { path: p, code, message };
+    this.warnings.push(w);
+    this.emit({ type: 'warning', warning: w });
+  }
+
+  private checkAbort(): void {
+    if (this.options.signal?.aborted) throw new BackupError('INTERRUPTED', 'backup interrupted: no snapshot was written; earlier snapshots are intact');
+  }
+
+  private getPool(): WorkerPool {
+    if (!this.pool) {
+      const m = cryptoMaterial(this.repo);
+      this.pool = new WorkerPool(
+        { key: m.key, chunkerSecret: m.chunkerSecret, chunkSizes: m.chunkSizes, compression: m.compression },
+        {
+          claim: (ids) => ids.map((id) => this.saver.claim(id)),
+          store: async (blobs) => {
+            for (const b of blobs) await this.saver.add('data', b.id, b.envelope, b.rawLength);
+          },
+          progress: (bytes) => {
+            this.bytesRead += bytes;
+          },
+        },
+        this.options.workers,
+      );
+    }
+    return this.pool;
+  }
+
+  private async flushBatch(): Promise<void> {
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    const promises = await this.getPool().submitFiles(batch.map((b) => b.job));
+    promises.forEach((p, i) => p.then(batch[i]!.resolve, batch[i]!.reject));
+  }
+
+  private async readFile(p: string, st: fs.BigIntStats): Promise<{ result: Promise<WorkerFileResult> }> {
+    const result = new Promise<WorkerFileResult>((resolve, reject) => {
+      this.batch.push({ job: { index: this.nextIndex++, path: p, ino: st.ino.toString(), mtimeNs: st.mtimeNs.toString() }, resolve, reject });
+    });
+    this.batchBytes += Number(st.size);
+    if (this.batch.length >= 64 || this.batchBytes >= 8 * 1024 * 1024) await this.flushBatch();
+    return { result };
+  }
+
+  /** Returns (once the file is queued) a future for its node. */
+  private async fileNode(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined): Promise<Queued> {
+    if (st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = this.hardlinks.get(key);
+      if (first) {
+        // Another name of a file already in this backup: same content, read once.
+        return queued(first.then((n) => (n ? { ...n, ...baseNode(name, st), size: n.size!, content: n.content!, sha256: n.sha256! } : null)));
+      }
+    }
+    const node = baseNode(name, st);
+    const size = Number(st.size);
+    const unchanged = this.trust && prev?.type === 'file' && prev.size === size && prev.mtimeNs === node.mtimeNs && prev.ctimeNs === node.ctimeNs && prev.inode === node.inode
+      && prev.content!.every((id) => this.repo.index.has(id));
+    let future: NodeFuture;
+    if (unchanged) {
+      this.summary.filesUnchanged++;
+      this.summary.bytesUnchanged += size;
+      this.countDone(size, p);
+      future = Promise.resolve({ ...node, size, content: prev.content!, sha256: prev.sha256! });
+    } else {
+      const pending = await this.readFile(p, st);
+      future = pending.result.then((r) => this.fileResult(p, node, r, prev));
+    }
+    if (st.nlink > 1n) this.hardlinks.set(`${st.dev}:${st.ino}`, future);
+    return queued(future);
+  }
+
+  private fileResult(p: string, node: TreeNode, r: WorkerFileResult, prev: TreeNode | undefined): TreeNode | null {
+    if (r.error) {
+      this.summary.filesSkipped++;
+      this.warn(p, r.error.code === 'ENOENT' ? 'vanished' : 'unreadable', `cannot read ${p}: ${r.error.message} (skipped)`);
+      return null;
+    }
+    if (r.changed) this.warn(p, 'changed-while-reading', `${p} changed while it was being read; the snapshot holds what was read`);
+    if (prev?.type === 'file' && prev.sha256 === r.sha256) {
+      this.summary.filesUnchanged++;
+      this.summary.bytesUnchanged += r.size;
+    } else if (prev?.type === 'file') {
+      this.summary.filesChanged++;
+      this.summary.bytesChanged += r.size;
+    } else {
+      this.summary.filesNew++;
+      this.summary.bytesNew += r.size;
+    }
+    this.countDone(r.size, p);
+    return { ...node, size: r.size, content: r.content, sha256: r.sha256 };
+  }
+
+  private countDone(bytes: number, p: string): void {
+    this.filesDone++;
+    this.bytesDone += bytes;
+    this.summary.totalFiles++;
+    this.summary.totalBytes += bytes;
+    this.emit({ type: 'progress', filesDone: this.filesDone, bytesDone: this.bytesDone, bytesRead: this.bytesRead, currentPath: p });
+  }
+
+  private async saveTree(nodes: TreeNode[]): Promise<Id> {
+    const { id } = await this.saver.addPlain('tree', encodeTree(nodes));
+    return id;
+  }
+
+  private async prevListing(prev: TreeNode | undefined): Promise<Map<string, TreeNode> | undefined> {
+    if (prev?.type !== 'dir' || !prev.subtree) return undefined;
+    try {
+      const tree = await this.repo.loadTree(prev.subtree);
+      return new Map(tree.nodes.map((n) => [n.name, n]));
+    } catch (e) {
+      // A damaged parent only costs speed: everything below is read again.
+      if (isBackupError(e, 'CORRUPT')) return undefined;
+      throw e;
+    }
+  }
+
+  /** Any entry: dispatches on its type. Returns once it is queued, with a future for its node. */
+  private async entry(p: string, name: string, prev: TreeNode | undefined): Promise<Queued> {
+    this.checkAbort();
+    if (++this.walked % 512 === 0) await yieldToEventLoop();
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(p, { bigint: true });
+    } catch (e) {
+      this.summary.filesSkipped++;
+      this.warn(p, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : 'unreadable', `cannot stat ${p}: ${(e as Error).message} (skipped)`);
+      return queued(Promise.resolve(null));
+    }
+    if (st.isDirectory()) return this.dir(p, name, st, prev);
+    if (st.isFile()) {
+      if (this.excludes.largerThan !== undefined && st.size > BigInt(this.excludes.largerThan)) return queued(Promise.resolve(null));
+      return this.fileNode(p, name, st, prev);
+    }
+    const node = baseNode(name, st);
+    if (st.isSymbolicLink()) {
+      try {
+        node.linkTarget = fs.readlinkSync(p);
+      } catch (e) {
+        this.summary.filesSkipped++;
+        this.warn(p, 'unreadable', `cannot read symlink ${p}: ${(e as Error).message} (skipped)`);
+        return queued(Promise.resolve(null));
+      }
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      node.rdev = Number(st.rdev);
+    }
+    // FIFOs, sockets and devices are recorded, never opened.
+    return queued(Promise.resolve(node));
+  }
+
+  private async dir(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined): Promise<Queued> {
+    let names: string[];
+    try {
+      names = fs.readdirSync(p);
+    } catch (e) {
+      this.summary.filesSkipped++;
+      this.warn(p, 'unreadable', `cannot list directory ${p}: ${(e as Error).message} (skipped with its contents)`);
+      return queued(Promise.resolve(null));
+    }
+    if (this.excludes.ifPresent.some((marker) => names.includes(marker))) return queued(Promise.resolve(null));
+    names.sort();
+    const prevChildren = await this.prevListing(prev);
+    const children: NodeFuture[] = [];
+    for (const child of names) {
+      const cp = p === '/' ? `/${child}` : `${p}/${child}`;
+      if (this.excludes.matches(cp)) continue;
+      children.push((await this.entry(cp, child, prevChildren?.get(child))).future);
+    }
+    return this.completeDir(name, st, children);
+  }
+
+  private completeDir(name: string, st: fs.BigIntStats, children: NodeFuture[]): Queued {
+    return queued(
+      Promise.all(children).then(async (nodes) => {
+        const subtree = await this.saveTree(nodes.filter((n): n is TreeNode => n !== null));
+        this.summary.dirs++;
+        return { ...baseNode(name, st), subtree };
+      }),
+    );
+  }
+
+  /** Intermediate directories of the source paths (`/home`, `/home/ann`) and the sources below them. */
+  private async trieDir(p: string, trie: Trie, prevListing: Map<string, TreeNode> | undefined): Promise<NodeFuture[]> {
+    const out: NodeFuture[] = [];
+    for (const [name, child] of [...trie.children].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const cp = p === '/' ? `/${name}` : `${p}/${name}`;
+      const prev = prevListing?.get(name);
+      if (child.source) {
+        out.push((await this.entry(cp, name, prev)).future);
+        continue;
+      }
+      const st = fs.lstatSync(cp, { bigint: true });
+      const below = await this.trieDir(cp, child, await this.prevListing(prev));
+      out.push(this.completeDir(name, st, below).future);
+    }
+    return out;
+  }
+
+  async run(sources: string[], parentTree: Id | undefined): Promise<Id> {
+    const rootPrev = parentTree ? await this.prevListing({ type: 'dir', subtree: parentTree } as TreeNode) : undefined;
+    const trie = buildTrie(sources);
+    let rootNodes: NodeFuture[];
+    if (trie.source) {
+      // Backing up `/` itself: the root tree is the listing of `/`.
+      const st = fs.lstatSync('/', { bigint: true });
+      const root = await this.dir('/', '/', st, rootPrev ? ({ type: 'dir', subtree: parentTree } as TreeNode) : undefined);
+      await this.flushBatch();
+      const node = await root.future;
+      if (!node?.subtree) throw new BackupError('IO', 'cannot read the root directory');
+      return node.subtree;
+    }
+    rootNodes = await this.trieDir('/', trie, rootPrev);
+    await this.flushBatch();
+    const nodes = (await Promise.all(rootNodes)).filter((n): n is TreeNode => n !== null);
+    return this.saveTree(nodes);
+  }
+
+  async runStdin(stream: AsyncIterable<Uint8Array>, filename: string, now: Date): Promise<Id> {
+    const m = cryptoMaterial(this.repo);
+    const params = { gear: gearTable(m.chunkerSecret), ...m.chunkSizes };
+    const whole = (await import('node:crypto')).createHash('sha256');
+    const content: Id[] = [];
+    let buf = new Uint8Array(0);
+    let size = 0;
+    const emitChunks = async (eof: boolean): Promise<void> => {
+      let start = 0;
+      for (;;) {
+        const n = buf.length - start;
+        if (n === 0) break;
+        const len = cutPoint(params, buf, start, buf.length, eof);
+        if (len < 0) break;
+        const chunk = buf.subarray(start, start + len);
+        whole.update(chunk);
+        const { id } = await this.saver.addPlain('data', chunk);
+        content.push(id);
+        start += len;
+        size += len;
+        this.bytesRead += len;
+      }
+      buf = buf.slice(start);
+    };
+    for await (const piece of stream) {
+      this.checkAbort();
+      const merged = new Uint8Array(buf.length + piece.length);
+      merged.set(buf);
+      merged.set(piece, buf.length);
+      buf = merged;
+      if (buf.length >= m.chunkSizes.maxSize * 2) await emitChunks(false);
+    }
+    await emitChunks(true);
+    const nowNs = (BigInt(now.getTime()) * 1_000_000n).toString();
+    const ctx = this.repo.context;
+    const node: TreeNode = {
+      name: filename, type: 'file', mode: 0o644, uid: ctx.uid, gid: ctx.gid, mtimeNs: nowNs, atimeNs: nowNs, ctimeNs: nowNs,
+      dev: '0', inode: '0', nlink: 1, size, content, sha256: whole.digest('hex'),
+    };
+    this.summary.filesNew++;
+    this.summary.bytesNew += size;
+    this.countDone(size, filename);
+    return this.saveTree([node]);
+  }
+
+  async finish(rootTree: Id, meta: Omit<SnapshotDocument, 'tree' | 'summary' | 'version'>, end: Date): Promise<{ id: Id; doc: SnapshotDocument }> {
+    this.checkAbort();
+    await this.saver.finish();
+    this.summary.dataAdded = this.saver.stats.bytes;
+    this.summary.blobsAdded = this.saver.stats.blobs;
+    this.summary.backupEnd = end.toISOString();
+    const doc: SnapshotDocument = { version: 1, ...meta, tree: rootTree, summary: this.summary };
+    this.checkAbort();
+    const id = await this.repo.saveSnapshot(doc);
+    return { id, doc };
+  }
+
+  /** After a failure: keep what was uploaded usable by indexing finished packs, then stop the workers. */
+  async cleanup(failed: boolean): Promise<void> {
+    await this.pool?.close();
+    if (failed) {
+      await this.saver.abandon();
+      if (this.saver.written.length > 0) await this.repo.saveIndex(this.saver.written).catch(() => undefined);
+    }
+  }
+}
+
+/** Backs up paths (or a stream) into a new snapshot. The caller holds a (shared) repository lock. */
+export async function backup(repo: Repository, options: BackupOptions): Promise<BackupResult> {
+  const type = options.type ?? 'incremental';
+  const ctx = repo.context;
+  const start = ctx.now();
+  const time = options.time ?? start;
+  const stdin = options.stdin;
+  if (stdin) {
+    const name = stdin.filename;
+    if (!name || name.includes('/') || name === '.' || name === '..' || name.includes('\0')) {
+      throw new BackupError('INVALID_ARGUMENT', `--stdin-filename ${JSON.stringify(name)} must be a plain file name without "/"`);
+    }
+  }
+  const sources = stdin ? [`/${stdin.filename}`] : resolveSources(options.paths);
+  if (repo.index.blobCount === 0 && repo.indexFiles.length === 0) await repo.loadIndex();
+  let parent: { id: Id; snapshot: SnapshotDocument } | undefined;
+  if (options.parent) parent = await repo.findSnapshot(options.parent);
+  else if (!stdin) parent = await findParent(repo, sources, type === 'full' ? 'incremental' : type, ctx.hostname);
+  // A full backup reads everything but still compares with the latest snapshot to report what changed.
+  const trust = type !== 'full' && parent !== undefined;
+  const archiver = new Archiver(repo, options, trust, start.toISOString());
+  options.onEvent?.({ type: 'start', paths: sources, backupType: type, ...(trust && parent ? { parent: parent.id } : {}) });
+  let failed = true;
+  try {
+    const rootTree = stdin ? await archiver.runStdin(stdin.stream, stdin.filename, time) : await archiver.run(sources, parent?.snapshot.tree);
+    const meta: Omit<SnapshotDocument, 'tree' | 'summary' | 'version'> = {
+      time: time.toISOString(),
+      paths: sources,
+      hostname: ctx.hostname,
+      username: ctx.username,
+      uid: ctx.uid,
+      gid: ctx.gid,
+      tags: [...new Set(options.tags ?? [])].sort(),
+      type,
+      excludes: [...(options.excludes?.patterns ?? [])],
+      programVersion: PROGRAM_VERSION,
+    };
+    if (trust && parent) meta.parent = parent.id;
+    const { id, doc } = await archiver.finish(rootTree, meta, ctx.now());
+    failed = false;
+    options.onEvent?.({ type: 'saved', snapshotId: id, summary: doc.summary });
+    return { snapshotId: id, snapshot: doc, warnings: archiver.warnings, partial: doc.summary.filesSkipped > 0 };
+  } finally {
+    await archiver.cleanup(failed);
+  }
+}
+
+/** SHA-256 of a buffer as hex, for callers comparing restored content. */
+export function contentHash(data: Uint8Array): string {
+  return sha256Hex(data);
+}

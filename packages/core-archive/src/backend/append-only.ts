@@ -1,0 +1,58 @@
+/**
+ * Enforces an append-only repository on the client side: nothing but lock files may be deleted, so a compromised
+ * or mistaken client cannot destroy existing backups through this process.
+ */
+
+import { BackupError } from '../errors.ts';
+import { handlePath } from './backend.ts';
+import type { Backend, FileInfo, FileType, Handle, Usage } from './backend.ts';
+
+/**
+ * Refuses `remove` of every file type except `locks` (locks must still be released) with APPEND_ONLY; everything
+ * else passes through. Saving an existing name is not refused: names are content hashes, so a save writes the
+ * same bytes again.
+ */
+export class AppendOnlyBackend implements Backend {
+  readonly location: string;
+  readonly usage?: () => Promise<Usage>;
+  /** The wrapped backend, for code that must reach through the wrapper (deliberately, and visibly so). */
+  readonly inner: Backend;
+
+  constructor(inner: Backend) {
+    this.inner = inner;
+    this.location = inner.location;
+    const innerUsage = inner.usage;
+    if (innerUsage !== undefined) this.usage = () => innerUsage.call(inner);
+  }
+
+  save(h: Handle, data: Uint8Array): Promise<void> {
+    return this.inner.save(h, data);
+  }
+
+  load(h: Handle, offset?: number, length?: number): Promise<Uint8Array> {
+    return this.inner.load(h, offset, length);
+  }
+
+  stat(h: Handle): Promise<FileInfo> {
+    return this.inner.stat(h);
+  }
+
+  list(type: FileType): AsyncIterable<FileInfo> {
+    return this.inner.list(type);
+  }
+
+  async remove(h: Handle): Promise<void> {
+    if (h.type !== 'locks') {
+      throw new BackupError(
+        'APPEND_ONLY',
+        `this repository is append-only: deleting ${handlePath(h)} was refused; turn append-only off in the repository settings (appendOnly: false) if you really mean to delete`,
+        { subject: handlePath(h) },
+      );
+    }
+    await this.inner.remove(h);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

@@ -1,0 +1,332 @@
+/**
+ * A Backend on a local (or mounted) folder, laid out as docs/format.md describes. Saves go to `tmp/`, are synced,
+ * renamed into place and the folder synced, so a crash leaves either no file or the whole file, never a prefix.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import { BackupError } from '../errors.ts';
+import { handlePath } from './backend.ts';
+import type { Backend, FileInfo, FileType, Handle, Usage } from './backend.ts';
+import { checkFileType, checkHandle, checkRangeArguments, resolveRange } from './checks.ts';
+
+/** The folders a repository consists of; `data` holds the `ab/` fan-out folders, created when first needed. */
+const FOLDERS = ['keys', 'locks', 'snapshots', 'index', 'data', 'tmp'] as const;
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+const DAY_MS = 24 * 60 * 60 * 1000;
+const HEX_ID = /^[0-9a-f]{64}$/;
+const FAN_OUT_DIR = /^[0-9a-f]{2}$/;
+
+/** What the local backend was doing when the file system failed; it shapes the message. */
+export type LocalOperation = 'create' | 'save' | 'load' | 'stat' | 'list' | 'remove' | 'usage' | 'cleanup';
+
+const VERBS: Record<LocalOperation, string> = {
+  create: 'create',
+  save: 'write',
+  load: 'read',
+  stat: 'inspect',
+  list: 'list',
+  remove: 'delete',
+  usage: 'measure the disk of',
+  cleanup: 'clean up',
+};
+
+/**
+ * The one place where Node file-system errors become BackupErrors. Decides by `code` only; the message names the
+ * path and the repository folder and says what to do, and never contains file data.
+ */
+export function translateFsError(e: unknown, operation: LocalOperation, root: string, target: string): BackupError {
+  if (e instanceof BackupError) return e;
+  const code = errorCode(e);
+  const verb = VERBS[operation];
+  const options = { cause: e, subject: target };
+  switch (code) {
+    case 'ENOENT':
+      if (operation === 'save' || operation === 'create' || operation === 'usage') {
+        return new BackupError(
+          'NOT_FOUND',
+          `cannot ${verb} ${target}: the repository folder ${root} or one of its folders does not exist; check the repository path, or initialise the repository first`,
+          options,
+        );
+      }
+      return new BackupError('NOT_FOUND', `${target} does not exist in the repository at ${root}`, options);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new BackupError(
+        'PERMISSION_DENIED',
+        `cannot ${verb} ${target}: ${code === 'EROFS' ? 'the file system is read-only' : 'permission denied'}; make sure this user may read and write the repository folder ${root} and everything in it`,
+        options,
+      );
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new BackupError(
+        'QUOTA_EXCEEDED',
+        `the disk holding ${root} is full${code === 'EDQUOT' ? ' (disk quota exceeded)' : ''}: free space or move the repository to a larger disk, then run the operation again`,
+        options,
+      );
+    default:
+      return new BackupError(
+        'IO',
+        `cannot ${verb} ${target}: ${code ?? (e instanceof Error ? e.message : String(e))}; check the disk and the file system holding ${root}`,
+        options,
+      );
+  }
+}
+
+function errorCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : undefined;
+}
+
+export class LocalBackend implements Backend {
+  /** The absolute repository folder. */
+  readonly location: string;
+  readonly #root: string;
+
+  /** Opens an existing repository folder; nothing is touched until the first operation. */
+  constructor(root: string) {
+    this.#root = path.resolve(root);
+    this.location = this.#root;
+  }
+
+  /** Creates the repository folder and its sub-folders (mode 0700). Folders that already exist are kept. */
+  static async create(root: string): Promise<LocalBackend> {
+    const backend = new LocalBackend(root);
+    for (const dir of [backend.#root, ...FOLDERS.map((f) => path.join(backend.#root, f))]) {
+      try {
+        await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
+      } catch (e) {
+        throw translateFsError(e, 'create', backend.#root, dir);
+      }
+    }
+    return backend;
+  }
+
+  async save(h: Handle, data: Uint8Array): Promise<void> {
+    checkHandle(h);
+    const target = this.#pathOf(h);
+    const temp = path.join(this.#root, 'tmp', randomBytes(16).toString('hex'));
+    let file: FileHandle | undefined;
+    let tempExists = false;
+    try {
+      file = await this.#openTemp(temp);
+      tempExists = true;
+      let written = 0;
+      while (written < data.byteLength) {
+        const { bytesWritten } = await file.write(data, written, data.byteLength - written, written);
+        if (bytesWritten <= 0) throw new Error(`short write to ${temp}`);
+        written += bytesWritten;
+      }
+      await file.sync();
+      await file.close();
+      file = undefined;
+      await this.#renameIntoPlace(temp, target);
+      tempExists = false;
+      await syncDir(path.dirname(target));
+    } catch (e) {
+      if (file !== undefined) await file.close().catch(() => {});
+      if (tempExists) await fsp.rm(temp, { force: true }).catch(() => {});
+      throw translateFsError(e, 'save', this.#root, target);
+    }
+  }
+
+  async load(h: Handle, offset = 0, length?: number): Promise<Uint8Array> {
+    checkHandle(h);
+    checkRangeArguments(h, offset, length);
+    const target = this.#pathOf(h);
+    let file: FileHandle | undefined;
+    try {
+      file = await fsp.open(target, 'r');
+      const { size } = await file.stat();
+      const range = resolveRange(h, size, offset, length);
+      const out = new Uint8Array(range.length);
+      let done = 0;
+      // A single read may return fewer bytes than asked (large reads, network file systems): loop until complete.
+      while (done < range.length) {
+        const { bytesRead } = await file.read(out, done, range.length - done, range.offset + done);
+        if (bytesRead === 0) {
+          throw new BackupError(
+            'INVALID_RANGE',
+            `${target} ended after ${range.offset + done} bytes while reading ${range.length} bytes from byte ${range.offset}; the file changed while being read, run a repository check`,
+            { subject: target },
+          );
+        }
+        done += bytesRead;
+      }
+      return out;
+    } catch (e) {
+      throw translateFsError(e, 'load', this.#root, target);
+    } finally {
+      if (file !== undefined) await file.close().catch(() => {});
+    }
+  }
+
+  async stat(h: Handle): Promise<FileInfo> {
+    checkHandle(h);
+    const target = this.#pathOf(h);
+    try {
+      const st = await fsp.stat(target);
+      if (!st.isFile()) throw new Error(`${target} is not a regular file`);
+      return { name: h.name, size: st.size };
+    } catch (e) {
+      throw translateFsError(e, 'stat', this.#root, target);
+    }
+  }
+
+  async *list(type: FileType): AsyncIterable<FileInfo> {
+    checkFileType(type);
+    if (type === 'config') {
+      const info = await this.#statListed(path.join(this.#root, 'config'));
+      if (info !== undefined) yield { name: 'config', size: info };
+      return;
+    }
+    const dir = path.join(this.#root, type);
+    if (type !== 'data') {
+      yield* this.#listFolder(dir, '');
+      return;
+    }
+    for await (const name of this.#entries(dir)) {
+      if (FAN_OUT_DIR.test(name)) yield* this.#listFolder(path.join(dir, name), name);
+    }
+  }
+
+  async remove(h: Handle): Promise<void> {
+    checkHandle(h);
+    const target = this.#pathOf(h);
+    try {
+      await fsp.unlink(target);
+    } catch (e) {
+      if (errorCode(e) === 'ENOENT') return;
+      throw translateFsError(e, 'remove', this.#root, target);
+    }
+  }
+
+  /** The disk holding the repository, from statfs. A local disk has no trash that counts against it. */
+  async usage(): Promise<Usage> {
+    try {
+      const fs = await fsp.statfs(this.#root);
+      return {
+        usedBytes: (fs.blocks - fs.bfree) * fs.bsize,
+        totalBytes: fs.blocks * fs.bsize,
+        trashBytes: 0,
+      };
+    } catch (e) {
+      throw translateFsError(e, 'usage', this.#root, this.#root);
+    }
+  }
+
+  /** Holds no open handles between calls, so there is nothing to release. */
+  async close(): Promise<void> {}
+
+  /**
+   * Deletes files in `tmp/` last modified more than `maxAgeMs` ago: leftovers of saves that died with their process.
+   * The default of a day keeps the temp files of saves that another process is still writing. Returns how many
+   * files were removed. The repository calls this when it opens.
+   */
+  async cleanupStaleTemp(maxAgeMs: number = DAY_MS, now: () => Date = () => new Date()): Promise<number> {
+    const dir = path.join(this.#root, 'tmp');
+    const cutoff = now().getTime() - maxAgeMs;
+    let removed = 0;
+    for await (const name of this.#entries(dir)) {
+      const temp = path.join(dir, name);
+      try {
+        const st = await fsp.lstat(temp);
+        if (!st.isFile() || st.mtimeMs >= cutoff) continue;
+        await fsp.unlink(temp);
+        removed++;
+      } catch (e) {
+        if (errorCode(e) === 'ENOENT') continue; // another process cleaned it up first
+        throw translateFsError(e, 'cleanup', this.#root, temp);
+      }
+    }
+    return removed;
+  }
+
+  #pathOf(h: Handle): string {
+    return path.join(this.#root, handlePath(h));
+  }
+
+  async #openTemp(temp: string): Promise<FileHandle> {
+    try {
+      return await fsp.open(temp, 'wx', FILE_MODE);
+    } catch (e) {
+      if (errorCode(e) !== 'ENOENT') throw e;
+    }
+    // tmp/ is missing (a repository copied without its empty folders): recreate it, but never the root itself.
+    await fsp.mkdir(path.dirname(temp), { mode: DIR_MODE }).catch((e: unknown) => {
+      if (errorCode(e) !== 'EEXIST') throw e;
+    });
+    return await fsp.open(temp, 'wx', FILE_MODE);
+  }
+
+  async #renameIntoPlace(temp: string, target: string): Promise<void> {
+    try {
+      await fsp.rename(temp, target);
+      return;
+    } catch (e) {
+      if (errorCode(e) !== 'ENOENT') throw e;
+    }
+    // The destination folder (a data fan-out folder on first use) does not exist yet.
+    const created = await fsp.mkdir(path.dirname(target), { recursive: true, mode: DIR_MODE });
+    await fsp.rename(temp, target);
+    // Make the new folder's own entry durable too, not only the file's entry in it.
+    if (created !== undefined) await syncDir(path.dirname(created));
+  }
+
+  /** Names in a folder; a missing folder has none. */
+  async *#entries(dir: string): AsyncGenerator<string> {
+    let handle;
+    try {
+      handle = await fsp.opendir(dir);
+    } catch (e) {
+      const code = errorCode(e);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw translateFsError(e, 'list', this.#root, dir);
+    }
+    try {
+      for await (const entry of handle) yield entry.name;
+    } catch (e) {
+      throw translateFsError(e, 'list', this.#root, dir);
+    }
+  }
+
+  /** Files of one folder whose names are ids (and, in a fan-out folder, start with its prefix). */
+  async *#listFolder(dir: string, prefix: string): AsyncGenerator<FileInfo> {
+    for await (const name of this.#entries(dir)) {
+      // Anything else (editor leftovers, misplaced files) could not be loaded by name, so it is not listed.
+      if (!HEX_ID.test(name) || !name.startsWith(prefix)) continue;
+      const size = await this.#statListed(path.join(dir, name));
+      if (size !== undefined) yield { name, size };
+    }
+  }
+
+  /** Size of a regular file, or undefined when it is gone (removed while listing) or is not a file. */
+  async #statListed(file: string): Promise<number | undefined> {
+    try {
+      const st = await fsp.stat(file);
+      return st.isFile() ? st.size : undefined;
+    } catch (e) {
+      if (errorCode(e) === 'ENOENT') return undefined;
+      throw translateFsError(e, 'list', this.#root, file);
+    }
+  }
+}
+
+/** fsync a folder so that a rename or create in it survives a crash. */
+async function syncDir(dir: string): Promise<void> {
+  // Windows cannot open a folder for syncing; NTFS journals the rename itself.
+  if (process.platform === 'win32') return;
+  const handle = await fsp.open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (e) {
+    // Some file systems (certain network and FUSE mounts) do not support syncing a folder; the rename stands.
+    const code = errorCode(e);
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+  } finally {
+    await handle.close();
+  }
+}

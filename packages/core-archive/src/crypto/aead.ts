@@ -1,0 +1,112 @@
+/**
+ * The envelope every encrypted piece of the repository is stored in (docs/format.md, "Encryption: the envelope"):
+ * nonce (12) ‖ AES-256-GCM ciphertext ‖ tag (16), with additional authenticated data that binds the piece's role.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { BackupError } from '../errors.ts';
+import type { BlobType } from '../format.ts';
+import { ownedBytes, utf8 } from './bytes.ts';
+import { ID_BYTES } from './hash.ts';
+
+export const NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
+export const ENVELOPE_OVERHEAD = NONCE_BYTES + TAG_BYTES; // 28
+export const KEY_BYTES = 32;
+
+export type MetadataKind = 'config' | 'lock' | 'snapshot' | 'index' | 'key' | 'pack-header';
+
+const METADATA_AAD: Readonly<Record<MetadataKind, Uint8Array>> = {
+  config: utf8('bam:config'),
+  lock: utf8('bam:lock'),
+  snapshot: utf8('bam:snapshot'),
+  index: utf8('bam:index'),
+  key: utf8('bam:key'),
+  'pack-header': utf8('bam:pack-header'),
+};
+
+const BLOB_AAD_PREFIX: Readonly<Record<BlobType, Uint8Array>> = {
+  data: utf8('bam:blob:data:'),
+  tree: utf8('bam:blob:tree:'),
+};
+
+function checkKey(key: Uint8Array): void {
+  if (key.byteLength !== KEY_BYTES) {
+    throw new BackupError('INVALID_ARGUMENT', `an encryption key is ${KEY_BYTES} bytes, got ${key.byteLength}`);
+  }
+}
+
+export function metadataAad(kind: MetadataKind): Uint8Array {
+  const aad = METADATA_AAD[kind];
+  if (aad === undefined) throw new BackupError('INVALID_ARGUMENT', `unknown metadata kind "${String(kind)}"`);
+  return aad.slice();
+}
+
+export function blobAad(type: BlobType, id: Uint8Array): Uint8Array {
+  const prefix = BLOB_AAD_PREFIX[type];
+  if (prefix === undefined) throw new BackupError('INVALID_ARGUMENT', `unknown blob type "${String(type)}"`);
+  if (id.byteLength !== ID_BYTES) {
+    throw new BackupError('INVALID_ARGUMENT', `a blob id is ${ID_BYTES} bytes, got ${id.byteLength}`);
+  }
+  const aad = new Uint8Array(prefix.byteLength + ID_BYTES);
+  aad.set(prefix, 0);
+  aad.set(id, prefix.byteLength);
+  return aad;
+}
+
+/**
+ * Seals the concatenation of `parts` without concatenating them first (the compression byte and a large payload
+ * are fed to the cipher one after the other, which saves a copy of every blob).
+ */
+export function sealParts(key: Uint8Array, parts: readonly Uint8Array[], aad: Uint8Array): Uint8Array {
+  checkKey(key);
+  let plaintextLength = 0;
+  for (const p of parts) plaintextLength += p.byteLength;
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  const out = new Uint8Array(ENVELOPE_OVERHEAD + plaintextLength);
+  out.set(nonce, 0);
+  let at = NONCE_BYTES;
+  for (const p of parts) {
+    const c = cipher.update(p);
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  const last = cipher.final();
+  out.set(last, at);
+  at += last.byteLength;
+  out.set(cipher.getAuthTag(), at);
+  return out;
+}
+
+export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+  return sealParts(key, [plaintext], aad);
+}
+
+export function authenticationError(what: string, cause?: unknown): BackupError {
+  return new BackupError(
+    'CORRUPT',
+    `${what} failed authentication: it is damaged, or it was not written with this repository's key`,
+    cause === undefined ? { subject: what } : { subject: what, cause },
+  );
+}
+
+export function open(key: Uint8Array, envelope: Uint8Array, aad: Uint8Array, what: string): Uint8Array {
+  checkKey(key);
+  if (envelope.byteLength < ENVELOPE_OVERHEAD) throw authenticationError(what);
+  const nonce = envelope.subarray(0, NONCE_BYTES);
+  const ciphertext = envelope.subarray(NONCE_BYTES, envelope.byteLength - TAG_BYTES);
+  const tag = envelope.subarray(envelope.byteLength - TAG_BYTES);
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(tag);
+  let plaintext: Buffer;
+  try {
+    plaintext = decipher.update(ciphertext);
+    const rest = decipher.final();
+    if (rest.byteLength > 0) plaintext = Buffer.concat([plaintext, rest]);
+  } catch (e) {
+    throw authenticationError(what, e);
+  }
+  return ownedBytes(plaintext);
+}

@@ -1,0 +1,223 @@
+/**
+ * Pack files (docs/format.md, "Blobs and packs"): blob envelopes back to back, then a sealed header listing them,
+ * then the header envelope's length as uint32le. Writing builds the whole pack in memory (packs are ~16 MiB);
+ * reading the header needs only the file's tail.
+ */
+import { BackupError } from '../errors.ts';
+import type { BlobType, IndexBlobEntry } from '../format.ts';
+import { ENVELOPE_OVERHEAD, KEY_BYTES, metadataAad, open, seal } from '../crypto/aead.ts';
+import { concatBytes } from '../crypto/bytes.ts';
+import { bytesToId, idToBytes, isId, sha256HexOfParts } from '../crypto/hash.ts';
+import { decodePayload, PAYLOAD_RAW } from '../compress.ts';
+
+export const HEADER_ENTRY_BYTES = 41;
+export const TRAILER_BYTES = 4;
+export const BLOB_TYPE_CODE: Readonly<Record<BlobType, number>> = { data: 0, tree: 1 };
+const BLOB_TYPE_BY_CODE: readonly BlobType[] = ['data', 'tree'];
+/** Smallest envelope that can hold a payload: overhead plus the compression byte. */
+export const MIN_PAYLOAD_ENVELOPE = ENVELOPE_OVERHEAD + 1;
+const UINT32_MAX = 0xffffffff;
+/** The first read of a pack's tail; headers of ordinary packs fit, so one ranged read usually suffices. */
+export const PACK_TAIL_GUESS = 64 * 1024;
+
+export interface FinishedPack {
+  /** The pack file as pieces, in order (blob envelopes, header envelope, trailer), for streaming uploads. */
+  parts: Uint8Array[];
+  /** The whole pack file; concatenated on first access, so callers that only use `parts` never pay for it. */
+  readonly bytes: Uint8Array;
+  /** sha256Hex of the pack file: its name under data/. */
+  id: string;
+  /** Index entries of the pack's blobs, in pack order. */
+  blobs: IndexBlobEntry[];
+}
+
+interface PendingBlob {
+  type: BlobType;
+  id: string;
+  envelope: Uint8Array;
+  rawLength: number;
+}
+
+/**
+ * Collects sealed blobs of one type into a pack. Data and tree blobs go to separate packs (docs/format.md), so the
+ * builder refuses to mix them. A blob id added twice is stored once: add() returns false for the repeat.
+ */
+export class PackBuilder {
+  readonly #key: Uint8Array;
+  readonly #blobs: PendingBlob[] = [];
+  readonly #ids = new Set<string>();
+  #size = 0;
+  #finished = false;
+
+  constructor(key: Uint8Array) {
+    if (key.byteLength !== KEY_BYTES) {
+      throw new BackupError('INVALID_ARGUMENT', `an encryption key is ${KEY_BYTES} bytes, got ${key.byteLength}`);
+    }
+    this.#key = key;
+  }
+
+  /** Blob bytes added so far (the header and trailer come on top). */
+  get size(): number {
+    return this.#size;
+  }
+
+  get count(): number {
+    return this.#blobs.length;
+  }
+
+  /** The type of the blobs in this pack, once one has been added. */
+  get type(): BlobType | undefined {
+    return this.#blobs[0]?.type;
+  }
+
+  add(type: BlobType, id: string, envelope: Uint8Array, rawLength: number): boolean {
+    if (this.#finished) throw new BackupError('INTERNAL', 'this pack is already finished; start a new PackBuilder');
+    if (type !== 'data' && type !== 'tree') {
+      throw new BackupError('INVALID_ARGUMENT', `unknown blob type "${String(type)}"`);
+    }
+    const current = this.type;
+    if (current !== undefined && current !== type) {
+      throw new BackupError('INVALID_ARGUMENT', `a ${type} blob cannot go into a pack of ${current} blobs`);
+    }
+    if (!isId(id)) throw new BackupError('INVALID_ARGUMENT', `"${String(id).slice(0, 80)}" is not a blob id`);
+    if (envelope.byteLength < MIN_PAYLOAD_ENVELOPE || envelope.byteLength > UINT32_MAX) {
+      throw new BackupError('INVALID_ARGUMENT', `blob ${id} has an envelope of ${envelope.byteLength} bytes`);
+    }
+    if (!Number.isInteger(rawLength) || rawLength < 0 || rawLength > UINT32_MAX) {
+      throw new BackupError('INVALID_ARGUMENT', `blob ${id} has an invalid raw length ${String(rawLength)}`);
+    }
+    if (this.#ids.has(id)) return false;
+    this.#ids.add(id);
+    this.#blobs.push({ type, id, envelope, rawLength });
+    this.#size += envelope.byteLength;
+    return true;
+  }
+
+  finish(): FinishedPack {
+    if (this.#finished) throw new BackupError('INTERNAL', 'this pack is already finished; start a new PackBuilder');
+    if (this.#blobs.length === 0) throw new BackupError('INTERNAL', 'an empty pack cannot be finished');
+    this.#finished = true;
+    const header = new Uint8Array(1 + HEADER_ENTRY_BYTES * this.#blobs.length);
+    const view = new DataView(header.buffer);
+    header[0] = PAYLOAD_RAW;
+    const blobs: IndexBlobEntry[] = [];
+    const parts: Uint8Array[] = [];
+    let offset = 0;
+    let at = 1;
+    for (const b of this.#blobs) {
+      header[at] = BLOB_TYPE_CODE[b.type];
+      view.setUint32(at + 1, b.envelope.byteLength, true);
+      view.setUint32(at + 5, b.rawLength, true);
+      header.set(idToBytes(b.id), at + 9);
+      at += HEADER_ENTRY_BYTES;
+      blobs.push({ id: b.id, type: b.type, offset, length: b.envelope.byteLength, rawLength: b.rawLength });
+      parts.push(b.envelope);
+      offset += b.envelope.byteLength;
+    }
+    const headerEnvelope = seal(this.#key, header, metadataAad('pack-header'));
+    const trailer = new Uint8Array(TRAILER_BYTES);
+    new DataView(trailer.buffer).setUint32(0, headerEnvelope.byteLength, true);
+    parts.push(headerEnvelope, trailer);
+    this.#blobs.length = 0;
+    const id = sha256HexOfParts(parts);
+    let whole: Uint8Array | undefined;
+    return {
+      parts,
+      get bytes(): Uint8Array {
+        whole ??= concatBytes(parts);
+        return whole;
+      },
+      id,
+      blobs,
+    };
+  }
+}
+
+function packCorrupt(what: string, detail: string, cause?: unknown): BackupError {
+  return new BackupError(
+    'CORRUPT',
+    `${what} is damaged: ${detail}. Run "check", then "repair index" or "repair packs"`,
+    cause === undefined ? { subject: what } : { subject: what, cause },
+  );
+}
+
+/** The length of the header envelope, from a pack's last 4 (or more) bytes. */
+export function parsePackTrailer(tail: Uint8Array, what = 'pack'): number {
+  if (tail.byteLength < TRAILER_BYTES) throw packCorrupt(what, 'it is shorter than its 4-byte trailer');
+  return new DataView(tail.buffer, tail.byteOffset + tail.byteLength - TRAILER_BYTES, TRAILER_BYTES).getUint32(0, true);
+}
+
+/** Parses a pack header's plaintext (after decompression) into index entries, checking them against the pack size. */
+export function parsePackHeader(header: Uint8Array, blobBytes: number, what: string): IndexBlobEntry[] {
+  if (header.byteLength % HEADER_ENTRY_BYTES !== 0) {
+    throw packCorrupt(what, `its header has ${header.byteLength} bytes, not a multiple of ${HEADER_ENTRY_BYTES}`);
+  }
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+  const blobs: IndexBlobEntry[] = [];
+  let offset = 0;
+  for (let at = 0; at < header.byteLength; at += HEADER_ENTRY_BYTES) {
+    const type = BLOB_TYPE_BY_CODE[header[at]!];
+    if (type === undefined) throw packCorrupt(what, `blob ${blobs.length} has unknown type code ${header[at]!}`);
+    const length = view.getUint32(at + 1, true);
+    const rawLength = view.getUint32(at + 5, true);
+    if (length < MIN_PAYLOAD_ENVELOPE) {
+      throw packCorrupt(what, `blob ${blobs.length} has an impossible envelope length ${length}`);
+    }
+    const id = bytesToId(header.subarray(at + 9, at + HEADER_ENTRY_BYTES));
+    blobs.push({ id, type, offset, length, rawLength });
+    offset += length;
+  }
+  if (offset !== blobBytes) {
+    throw packCorrupt(what, `its header accounts for ${offset} blob bytes but the pack holds ${blobBytes}`);
+  }
+  return blobs;
+}
+
+/**
+ * Reads and authenticates a pack's header through `load` (a ranged read of the pack file), returning its blobs in
+ * pack order. Errors from `load` (NOT_FOUND, UNAVAILABLE, …) pass through unchanged; anything wrong with the bytes
+ * is CORRUPT naming "pack <id>".
+ */
+export async function readPackHeader(
+  load: (offset: number, length: number) => Promise<Uint8Array>,
+  packSize: number,
+  key: Uint8Array,
+  packId: string,
+): Promise<IndexBlobEntry[]> {
+  const what = `pack ${packId}`;
+  if (!Number.isSafeInteger(packSize) || packSize < MIN_PAYLOAD_ENVELOPE + TRAILER_BYTES) {
+    throw packCorrupt(what, `its size ${String(packSize)} is too small for a header`);
+  }
+  const loadExact = async (offset: number, length: number): Promise<Uint8Array> => {
+    const bytes = await load(offset, length);
+    if (bytes.byteLength !== length) {
+      throw packCorrupt(what, `reading ${length} bytes at offset ${offset} returned ${bytes.byteLength}`);
+    }
+    return bytes;
+  };
+  const tailLength = Math.min(packSize, PACK_TAIL_GUESS);
+  const tail = await loadExact(packSize - tailLength, tailLength);
+  const headerLength = parsePackTrailer(tail, what);
+  if (headerLength < MIN_PAYLOAD_ENVELOPE || headerLength > packSize - TRAILER_BYTES) {
+    throw packCorrupt(what, `its trailer names a ${headerLength}-byte header in a ${packSize}-byte file`);
+  }
+  const headerEnvelope =
+    headerLength + TRAILER_BYTES <= tailLength
+      ? tail.subarray(tailLength - TRAILER_BYTES - headerLength, tailLength - TRAILER_BYTES)
+      : await loadExact(packSize - TRAILER_BYTES - headerLength, headerLength);
+  const blobBytes = packSize - TRAILER_BYTES - headerLength;
+  let header: Uint8Array;
+  try {
+    const payload = open(key, headerEnvelope, metadataAad('pack-header'), `${what} header`);
+    // Every blob envelope has at least MIN_PAYLOAD_ENVELOPE bytes, which bounds how many entries can be genuine.
+    const maxHeader = HEADER_ENTRY_BYTES * Math.floor(blobBytes / MIN_PAYLOAD_ENVELOPE);
+    header = decodePayload(payload, `${what} header`, undefined, Math.max(1, maxHeader));
+  } catch (e) {
+    // Keep the message (it names the header) but make the subject the pack file itself.
+    if (e instanceof BackupError && e.code === 'CORRUPT') {
+      throw new BackupError('CORRUPT', e.message, { subject: what, cause: e });
+    }
+    throw e;
+  }
+  return parsePackHeader(header, blobBytes, what);
+}

@@ -1,0 +1,55 @@
+/**
+ * Messages between the main thread and the engine's worker threads (structured-clone data only).
+ */
+import type { CompressionOptions } from './compress.ts';
+
+export interface WorkerInit {
+  key: Uint8Array;
+  chunkerSecret: Uint8Array;
+  chunkSizes: { minSize: number; avgSize: number; maxSize: number };
+  compression: CompressionOptions;
+}
+
+export interface WorkerFileJob {
+  index: number;
+  path: string;
+  /** identity from the walker's lstat, to notice a file replaced before it was opened */
+  ino: string;
+  mtimeNs: string;
+}
+
+export type WorkerFileResult =
+  | { index: number; content: string[]; sha256: string; size: number; changed: boolean; error?: undefined }
+  | { index: number; error: { code: string; message: string } };
+
+export interface RestoreTarget {
+  path: string;
+  offset: number;
+  /** leave all-zero blobs as holes (the file was pre-sized with truncate) */
+  sparse: boolean;
+  /** this blob is the file's whole content: hash it here instead of reading the file back */
+  whole: boolean;
+}
+
+export interface WorkerRestoreTask {
+  task: number;
+  packId: string;
+  blobs: { id: string; rawLength: number; envelope: Uint8Array; targets: RestoreTarget[] }[];
+}
+
+export type ToWorker =
+  | { t: 'init'; init: WorkerInit }
+  | { t: 'files'; job: number; files: WorkerFileJob[] }
+  | { t: 'known'; req: number; isNew: boolean[] }
+  | { t: 'ack'; req: number; error?: { code: string; message: string } }
+  | { t: 'restore'; task: WorkerRestoreTask }
+  | { t: 'hash'; task: number; path: string };
+
+export type ToMain =
+  | { t: 'query'; job: number; req: number; ids: string[]; bytes: number }
+  | { t: 'blobs'; job: number; req: number; blobs: { id: string; envelope: Uint8Array; rawLength: number }[] }
+  | { t: 'file'; job: number; result: WorkerFileResult }
+  | { t: 'done'; job: number }
+  | { t: 'failed'; job: number; error: { code: string; message: string } }
+  | { t: 'restored'; task: number; errors: { path: string; message: string }[]; hashes: { path: string; sha256: string }[] }
+  | { t: 'hashed'; task: number; sha256?: string; error?: { code: string; message: string } };

@@ -1,0 +1,217 @@
+/**
+ * The main thread's side of the worker pool. It hands out file batches (backup) and blob batches (restore), answers
+ * the workers' "which of these chunks are new?" questions through the PackSaver, and turns worker messages back
+ * into promises. Queues are bounded so that memory stays flat whatever the size of the tree.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { BackupError } from './errors.ts';
+import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult, WorkerInit, WorkerRestoreTask } from './pool-protocol.ts';
+
+export interface PoolHandlers {
+  /** For each id, true when the caller must store it (claims it); false when it is known or claimed already. */
+  claim(ids: string[]): boolean[];
+  /** Stores sealed blobs; resolving releases the worker to continue (back-pressure). */
+  store(blobs: { id: string; envelope: Uint8Array; rawLength: number }[]): Promise<void>;
+  /** Bytes a worker has read, for progress. */
+  progress?(bytes: number): void;
+}
+
+interface Deferred<T> {
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
+
+interface Slot {
+  worker: Worker;
+  outstanding: number;
+  dead: Error | undefined;
+}
+
+function workerUrl(): URL {
+  // Sources run directly under Node 24 (type stripping); the build emits worker.js next to the bundle.
+  return new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+}
+
+export function defaultWorkerCount(): number {
+  return Math.max(1, Math.min(8, os.availableParallelism()));
+}
+
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly handlers: PoolHandlers;
+  private nextJob = 1;
+  private readonly files = new Map<number, { results: Map<number, Deferred<WorkerFileResult>>; done: Deferred<void>; slot: Slot }>();
+  private readonly tasks = new Map<number, { resolve(v: ToMain): void; reject(e: unknown): void; slot: Slot }>();
+  private readonly capacityWaiters: (() => void)[] = [];
+  private closed = false;
+  readonly maxOutstandingPerWorker = 2;
+
+  constructor(init: WorkerInit, handlers: PoolHandlers, size = defaultWorkerCount()) {
+    this.handlers = handlers;
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(workerUrl());
+      const slot: Slot = { worker, outstanding: 0, dead: undefined };
+      worker.on('message', (m: ToMain) => this.onMessage(slot, m));
+      worker.on('error', (e) => this.onDeath(slot, e));
+      worker.on('exit', (code) => {
+        if (!this.closed) this.onDeath(slot, new Error(`worker exited with code ${code}`));
+      });
+      worker.postMessage({ t: 'init', init } satisfies ToWorker);
+      this.slots.push(slot);
+    }
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  private pick(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const s of this.slots) {
+      if (s.dead || s.outstanding >= this.maxOutstandingPerWorker) continue;
+      if (!best || s.outstanding < best.outstanding) best = s;
+    }
+    return best;
+  }
+
+  /** Waits until some worker can take another batch. */
+  private async acquire(): Promise<Slot> {
+    for (;;) {
+      const dead = this.slots.find((s) => s.dead);
+      if (dead) throw new BackupError('INTERNAL', `a worker thread failed: ${dead.dead!.message}`, { cause: dead.dead });
+      const slot = this.pick();
+      if (slot) {
+        slot.outstanding++;
+        return slot;
+      }
+      await new Promise<void>((r) => this.capacityWaiters.push(r));
+    }
+  }
+
+  private release(slot: Slot): void {
+    slot.outstanding--;
+    this.capacityWaiters.shift()?.();
+  }
+
+  /**
+   * Submits a batch of files. Resolves once the batch is accepted (which may wait for capacity), with one promise
+   * per file for its result.
+   */
+  async submitFiles(files: WorkerFileJob[]): Promise<Promise<WorkerFileResult>[]> {
+    const slot = await this.acquire();
+    const job = this.nextJob++;
+    const results = new Map<number, Deferred<WorkerFileResult>>();
+    const promises = files.map(
+      (f) =>
+        new Promise<WorkerFileResult>((resolve, reject) => {
+          results.set(f.index, { resolve, reject });
+        }),
+    );
+    let done!: Deferred<void>;
+    const finished = new Promise<void>((resolve, reject) => {
+      done = { resolve, reject };
+    });
+    finished.catch(() => undefined);
+    this.files.set(job, { results, done, slot });
+    slot.worker.postMessage({ t: 'files', job, files } satisfies ToWorker);
+    return promises;
+  }
+
+  /** Runs a restore task (blobs of one pack) on a worker. */
+  async restore(task: Omit<WorkerRestoreTask, 'task'>): Promise<Extract<ToMain, { t: 'restored' }>> {
+    const slot = await this.acquire();
+    const id = this.nextJob++;
+    const transfer = task.blobs.map((b) => b.envelope.buffer as ArrayBuffer);
+    const result = new Promise<ToMain>((resolve, reject) => this.tasks.set(id, { resolve, reject, slot }));
+    slot.worker.postMessage({ t: 'restore', task: { ...task, task: id } } satisfies ToWorker, transfer);
+    return (await result) as Extract<ToMain, { t: 'restored' }>;
+  }
+
+  /** Hashes a file on a worker (SHA-256 hex). */
+  async hashFile(path: string): Promise<string> {
+    const slot = await this.acquire();
+    const id = this.nextJob++;
+    const result = new Promise<ToMain>((resolve, reject) => this.tasks.set(id, { resolve, reject, slot }));
+    slot.worker.postMessage({ t: 'hash', task: id, path } satisfies ToWorker);
+    const r = (await result) as Extract<ToMain, { t: 'hashed' }>;
+    if (r.error || r.sha256 === undefined) throw new BackupError('IO', `cannot read back ${path}: ${r.error?.message ?? 'unknown error'}`);
+    return r.sha256;
+  }
+
+  private onMessage(slot: Slot, m: ToMain): void {
+    switch (m.t) {
+      case 'query': {
+        this.handlers.progress?.(m.bytes);
+        const isNew = this.handlers.claim(m.ids);
+        slot.worker.postMessage({ t: 'known', req: m.req, isNew } satisfies ToWorker);
+        return;
+      }
+      case 'blobs':
+        this.handlers.store(m.blobs).then(
+          () => slot.worker.postMessage({ t: 'ack', req: m.req } satisfies ToWorker),
+          (e: unknown) => {
+            const err = e instanceof BackupError ? e : new BackupError('IO', String(e), { cause: e });
+            slot.worker.postMessage({ t: 'ack', req: m.req, error: { code: err.code, message: err.message } } satisfies ToWorker);
+          },
+        );
+        return;
+      case 'file': {
+        const job = this.files.get(m.job);
+        const d = job?.results.get(m.result.index);
+        job?.results.delete(m.result.index);
+        d?.resolve(m.result);
+        return;
+      }
+      case 'done':
+      case 'failed': {
+        const job = this.files.get(m.job);
+        if (!job) return;
+        this.files.delete(m.job);
+        const err = m.t === 'failed' ? this.toError(m.error) : undefined;
+        for (const d of job.results.values()) d.reject(err ?? new BackupError('INTERNAL', 'a worker finished a batch without a result for every file'));
+        if (err) job.done.reject(err);
+        else job.done.resolve();
+        this.release(job.slot);
+        return;
+      }
+      case 'restored':
+      case 'hashed': {
+        const t = this.tasks.get(m.task);
+        if (!t) return;
+        this.tasks.delete(m.task);
+        this.release(t.slot);
+        t.resolve(m);
+        return;
+      }
+    }
+  }
+
+  private toError(e: { code: string; message: string }): BackupError {
+    const known = ['QUOTA_EXCEEDED', 'UNAVAILABLE', 'RATE_LIMITED', 'UNAUTHORIZED', 'PERMISSION_DENIED', 'IO', 'INTERRUPTED', 'CORRUPT', 'NOT_FOUND'];
+    return new BackupError(known.includes(e.code) ? (e.code as BackupError['code']) : 'INTERNAL', e.message);
+  }
+
+  private onDeath(slot: Slot, e: Error): void {
+    if (slot.dead) return;
+    slot.dead = e;
+    const err = new BackupError('INTERNAL', `a worker thread failed: ${e.message}`, { cause: e });
+    for (const [id, job] of this.files) {
+      if (job.slot !== slot) continue;
+      this.files.delete(id);
+      for (const d of job.results.values()) d.reject(err);
+      job.done.reject(err);
+    }
+    for (const [id, t] of this.tasks) {
+      if (t.slot !== slot) continue;
+      this.tasks.delete(id);
+      t.reject(err);
+    }
+    for (const w of this.capacityWaiters.splice(0)) w();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * The repository: opens a Backend with a password, and reads and writes the encrypted documents, blobs and
+ * indexes that docs/format.md describes. Everything above this layer (archiver, restorer, checker) works with ids
+ * and plaintext; everything below it (backends) works with named opaque files.
+ */
+import { randomBytes } from 'node:crypto';
+import { AppendOnlyBackend } from '../backend/append-only.ts';
+import type { Backend, FileType } from '../backend/backend.ts';
+import { DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chunker/chunker.ts';
+import { openBlob } from '../crypto/blob.ts';
+import { openDocument, sealDocument } from '../crypto/document.ts';
+import { bytesToId, idToBytes, randomId, sha256Hex } from '../crypto/hash.ts';
+import { DEFAULT_SCRYPT, createKeyFile, generateMasterKey, openKeyFile, parseKeyFile } from '../crypto/keys.ts';
+import type { ScryptParams } from '../crypto/kdf.ts';
+import type { CompressionOptions } from '../compress.ts';
+import { BackupError, isBackupError } from '../errors.ts';
+import { FORMAT_VERSION } from '../format.ts';
+import type { BlobType, Id, IndexDocument, KeyFile, RepoConfigDocument, SnapshotDocument, TreeDocument } from '../format.ts';
+import { buildIndexDocument, parseIndexDocument } from '../index/index-file.ts';
+import { MasterIndex } from '../index/master-index.ts';
+import { defaultContext } from './context.ts';
+import type { RunContext } from './context.ts';
+import { parseSnapshotDocument } from './snapshot.ts';
+import { decodeTree } from './tree.ts';
+
+export type DocumentKind = 'config' | 'lock' | 'snapshot' | 'index';
+
+const KIND_TO_TYPE: Record<Exclude<DocumentKind, 'config'>, FileType> = { lock: 'locks', snapshot: 'snapshots', index: 'index' };
+
+export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+
+export interface InitOptions {
+  scrypt?: ScryptParams;
+  packSize?: number;
+  compression?: 'zstd' | 'none';
+  compressionLevel?: number;
+  chunkSizes?: { minSize: number; avgSize: number; maxSize: number };
+  appendOnly?: boolean;
+  context?: Partial<RunContext>;
+}
+
+export interface OpenOptions {
+  context?: Partial<RunContext>;
+}
+
+export interface KeyInfo {
+  id: Id;
+  created: string;
+  hostname: string;
+  username: string;
+  current: boolean;
+}
+
+export interface SnapshotEntry {
+  id: Id;
+  snapshot: SnapshotDocument;
+}
+
+/** What the worker threads need to chunk, hash, compress and seal blobs. Never leaves the process. */
+export interface CryptoMaterial {
+  key: Uint8Array;
+  chunkerSecret: Uint8Array;
+  chunkSizes: { minSize: number; avgSize: number; maxSize: number };
+  compression: CompressionOptions;
+}
+
+const secrets = new WeakMap<Repository, CryptoMaterial>();
+
+/** Internal accessor for the engine's own modules (worker pool); deliberately not exported from the package. */
+export function cryptoMaterial(repo: Repository): CryptoMaterial {
+  const m = secrets.get(repo);
+  if (!m) throw new BackupError('INTERNAL', 'repository is closed');
+  return m;
+}
+
+function describe(type: FileType, name: string): string {
+  return type === 'config' ? 'config' : `${type === 'snapshots' ? 'snapshot' : type === 'keys' ? 'key' : type === 'locks' ? 'lock' : type} ${name.slice(0, 12)}`;
+}
+
+export class Repository {
+  readonly backend: Backend;
+  readonly config: RepoConfigDocument;
+  readonly keyId: Id;
+  readonly context: RunContext;
+  readonly index = new MasterIndex();
+  /** ids of the index files the master index was loaded from (superseded ones excluded) */
+  indexFiles: Id[] = [];
+  private readonly treeCache = new Map<Id, TreeDocument>();
+  private treeCacheWeight = 0;
+
+  private constructor(backend: Backend, config: RepoConfigDocument, keyId: Id, material: CryptoMaterial, context: RunContext) {
+    this.backend = config.appendOnly ? new AppendOnlyBackend(backend) : backend;
+    this.config = config;
+    this.keyId = keyId;
+    this.context = context;
+    secrets.set(this, material);
+  }
+
+  get location(): string {
+    return this.backend.location;
+  }
+
+  get compression(): CompressionOptions {
+    return cryptoMaterial(this).compression;
+  }
+
+  /** Creates a new repository in an empty location. Fails with REPOSITORY_EXISTS when one is there. */
+  static async init(backend: Backend, password: string, options: InitOptions = {}): Promise<Repository> {
+    assertPassword(password);
+    const context = defaultContext(options.context);
+    if (await exists(backend, { type: 'config', name: 'config' })) {
+      throw new BackupError('REPOSITORY_EXISTS', `a repository already exists at ${backend.location}; use it, or choose another location with --repo`);
+    }
+    const sizes = options.chunkSizes ?? DEFAULT_CHUNK_SIZES;
+    validateChunkSizes(sizes);
+    const packSize = options.packSize ?? DEFAULT_PACK_SIZE;
+    if (!Number.isSafeInteger(packSize) || packSize < 64 * 1024 || packSize > 1024 * 1024 * 1024) {
+      throw new BackupError('INVALID_ARGUMENT', `pack size ${packSize} is out of range: choose between 64 KiB and 1 GiB`);
+    }
+    const masterKey = generateMasterKey();
+    const config: RepoConfigDocument = {
+      version: FORMAT_VERSION,
+      id: randomId(),
+      created: context.now().toISOString(),
+      chunker: { secret: bytesToId(randomBytes(32)), ...sizes },
+      packSize,
+      compression: options.compression ?? 'zstd',
+      compressionLevel: options.compressionLevel ?? 3,
+      appendOnly: options.appendOnly ?? false,
+    };
+    const { bytes } = await createKeyFile(password, masterKey, options.scrypt ?? DEFAULT_SCRYPT, {
+      hostname: context.hostname,
+      username: context.username,
+      now: context.now(),
+    });
+    const keyId = sha256Hex(bytes);
+    await backend.save({ type: 'keys', name: keyId }, bytes);
+    const material = materialFor(masterKey, config);
+    // The config is written last: a location holds a repository exactly when it holds a config.
+    await backend.save({ type: 'config', name: 'config' }, sealDocument(masterKey, 'config', config, material.compression));
+    return new Repository(backend, config, keyId, material, context);
+  }
+
+  /** Opens an existing repository. WRONG_PASSWORD when no key file opens with the password. */
+  static async open(backend: Backend, password: string, options: OpenOptions = {}): Promise<Repository> {
+    const context = defaultContext(options.context);
+    let configBytes: Uint8Array;
+    try {
+      configBytes = await backend.load({ type: 'config', name: 'config' });
+    } catch (e) {
+      if (isBackupError(e, 'NOT_FOUND')) {
+        throw new BackupError('REPOSITORY_NOT_FOUND', `there is no repository at ${backend.location}: create one with \`bam init\`, or point --repo at an existing one`, { cause: e });
+      }
+      throw e;
+    }
+    const keyNames: string[] = [];
+    for await (const f of backend.list('keys')) keyNames.push(f.name);
+    if (keyNames.length === 0) {
+      throw new BackupError('CORRUPT', `the repository at ${backend.location} has no key files: it cannot be opened with any password`);
+    }
+    keyNames.sort();
+    let opened: { key: Uint8Array; keyId: Id } | undefined;
+    for (const name of keyNames) {
+      const bytes = await backend.load({ type: 'keys', name });
+      const doc = parseKeyFile(bytes, `key ${name.slice(0, 12)}`);
+      const key = await openKeyFile(doc, password);
+      if (key) {
+        opened = { key, keyId: name };
+        break;
+      }
+    }
+    if (!opened) {
+      throw new BackupError('WRONG_PASSWORD', `wrong password for the repository at ${backend.location}: none of its ${keyNames.length} key(s) opens with it. Check BACKUP_MANAGER_PASSWORD, --password-file or --password-command`);
+    }
+    const config = parseConfigDocument(openDocument(opened.key, 'config', configBytes, 'config'));
+    return new Repository(backend, config, opened.keyId, materialFor(opened.key, config), context);
+  }
+
+  /** Forgets the key material. The backend is closed by whoever opened it. */
+  close(): void {
+    secrets.delete(this);
+    this.treeCache.clear();
+  }
+
+  // ---- documents ------------------------------------------------------------------------------------------
+
+  async saveDocument(kind: Exclude<DocumentKind, 'config'>, doc: unknown): Promise<Id> {
+    const m = cryptoMaterial(this);
+    const bytes = sealDocument(m.key, kind, doc, m.compression);
+    const id = sha256Hex(bytes);
+    await this.backend.save({ type: KIND_TO_TYPE[kind], name: id }, bytes);
+    return id;
+  }
+
+  async loadDocument(kind: Exclude<DocumentKind, 'config'>, id: Id): Promise<unknown> {
+    const type = KIND_TO_TYPE[kind];
+    const what = describe(type, id);
+    const bytes = await this.backend.load({ type, name: id });
+    if (sha256Hex(bytes) !== id) {
+      throw new BackupError('CORRUPT', `${what} does not match its name (its content hash differs): the file is damaged`, { subject: `${type}/${id}` });
+    }
+    return openDocument(cryptoMaterial(this).key, kind, bytes, what);
+  }
+
+  async listIds(type: FileType): Promise<Id[]> {
+    const ids: Id[] = [];
+    for await (const f of this.backend.list(type)) ids.push(f.name);
+    return ids.sort();
+  }
+
+  // ---- snapshots ------------------------------------------------------------------------------------------
+
+  async loadSnapshot(id: Id): Promise<SnapshotDocument> {
+    return parseSnapshotDocument(await this.loadDocument('snapshot', id), describe('snapshots', id));
+  }
+
+  async saveSnapshot(doc: SnapshotDocument): Promise<Id> {
+    return this.saveDocument('snapshot', doc);
+  }
+
+  /** All snapshots, oldest first. A snapshot file that cannot be read fails the call with its name. */
+  async listSnapshots(): Promise<SnapshotEntry[]> {
+    const ids = await this.listIds('snapshots');
+    const out = await mapLimit(ids, 8, async (id) => ({ id, snapshot: await this.loadSnapshot(id) }));
+    return out.sort((a, b) => compareTime(a.snapshot.time, b.snapshot.time) || (a.id < b.id ? -1 : 1));
+  }
+
+  /**
+   * Resolves `latest`, a full id or a unique id prefix (at least 4 hex characters) to a snapshot, optionally
+   * restricted by host, paths and tags for `latest`.
+   */
+  async findSnapshot(ref: string, filter: { hostname?: string; paths?: string[]; tags?: string[] } = {}): Promise<SnapshotEntry> {
+    if (ref === 'latest') {
+      const all = (await this.listSnapshots()).filter((s) => matchesFilter(s.snapshot, filter));
+      const last = all.at(-1);
+      if (!last) throw new BackupError('NOT_FOUND', 'there is no snapshot yet' + (Object.keys(filter).length ? ' matching the given host, path or tag filters' : '') + ': run `bam backup` first');
+      return last;
+    }
+    if (!/^[0-9a-f]{4,64}$/.test(ref)) {
+      throw new BackupError('INVALID_ARGUMENT', `"${ref}" is not a snapshot id: give \`latest\` or at least 4 hex characters of an id from \`bam snapshots\``);
+    }
+    const matches = (await this.listIds('snapshots')).filter((id) => id.startsWith(ref));
+    if (matches.length === 0) throw new BackupError('NOT_FOUND', `no snapshot id starts with ${ref}: list them with \`bam snapshots\``);
+    if (matches.length > 1) throw new BackupError('INVALID_ARGUMENT', `${ref} matches ${matches.length} snapshots: give more characters of the id`);
+    const id = matches[0]!;
+    return { id, snapshot: await this.loadSnapshot(id) };
+  }
+
+  // ---- index and blobs ------------------------------------------------------------------------------------
+
+  /** Loads every index file into the master index. Superseded index files are skipped. */
+  async loadIndex(): Promise<void> {
+    const ids = await this.listIds('index');
+    const docs = await mapLimit(ids, 8, async (id) => ({ id, doc: parseIndexDocument(await this.loadDocument('index', id), describe('index', id)) }));
+    const superseded = new Set(docs.flatMap((d) => d.doc.supersedes));
+    this.indexFiles = [];
+    for (const { id, doc } of docs) {
+      if (superseded.has(id)) continue;
+      this.indexFiles.push(id);
+      for (const pack of doc.packs) this.index.addPack(pack.id, pack.blobs);
+    }
+  }
+
+  /** Writes index documents for the given packs (split so no document grows huge); returns their ids. */
+  async saveIndex(packs: IndexDocument['packs'], supersedes: Id[] = []): Promise<Id[]> {
+    const ids: Id[] = [];
+    const maxBlobs = 50_000;
+    let batch: IndexDocument['packs'] = [];
+    let count = 0;
+    const flush = async (last: boolean): Promise<void> => {
+      if (batch.length === 0 && !(last && supersedes.length > 0)) return;
+      // Only the final document carries `supersedes`, so the old files stay authoritative until all are written.
+      ids.push(await this.saveDocument('index', buildIndexDocument(batch, last ? supersedes : [])));
+      batch = [];
+      count = 0;
+    };
+    for (const p of packs) {
+      if (count + p.blobs.length > maxBlobs && batch.length > 0) await flush(false);
+      batch.push(p);
+      count += p.blobs.length;
+    }
+    await flush(true);
+    return ids;
+  }
+
+  /** Reads, decrypts and decompresses one blob. */
+  async loadBlob(type: BlobType, id: Id): Promise<Uint8Array> {
+    const loc = this.index.lookup(id);
+    if (!loc) {
+      throw new BackupError('CORRUPT', `${type} blob ${id.slice(0, 12)} is not in any index: data is missing from the repository. Run \`bam verify\``, { subject: `blob ${id}` });
+    }
+    if (loc.type !== type) throw new BackupError('CORRUPT', `blob ${id.slice(0, 12)} is indexed as ${loc.type}, expected ${type}`);
+    const envelope = await this.backend.load({ type: 'data', name: loc.packId }, loc.offset, loc.length);
+    return openBlob(cryptoMaterial(this).key, type, idToBytes(id), envelope, loc.rawLength, `pack ${loc.packId.slice(0, 12)} blob ${id.slice(0, 12)}`);
+  }
+
+  /** Loads a tree, with a small cache: restores and incremental backups read the same trees repeatedly. */
+  async loadTree(id: Id): Promise<TreeDocument> {
+    const hit = this.treeCache.get(id);
+    if (hit) {
+      this.treeCache.delete(id);
+      this.treeCache.set(id, hit);
+      return hit;
+    }
+    const bytes = await this.loadBlob('tree', id);
+    const tree = decodeTree(bytes, `tree ${id.slice(0, 12)}`);
+    this.treeCache.set(id, tree);
+    this.treeCacheWeight += tree.nodes.length + 1;
+    while (this.treeCacheWeight > 200_000 && this.treeCache.size > 1) {
+      const [oldId, old] = this.treeCache.entries().next().value as [Id, TreeDocument];
+      this.treeCache.delete(oldId);
+      this.treeCacheWeight -= old.nodes.length + 1;
+    }
+    return tree;
+  }
+
+  // ---- keys -----------------------------------------------------------------------------------------------
+
+  async listKeys(): Promise<KeyInfo[]> {
+    const out: KeyInfo[] = [];
+    for (const id of await this.listIds('keys')) {
+      const doc: KeyFile = parseKeyFile(await this.backend.load({ type: 'keys', name: id }), `key ${id.slice(0, 12)}`);
+      out.push({ id, created: doc.created, hostname: doc.hostname, username: doc.username, current: id === this.keyId });
+    }
+    return out.sort((a, b) => compareTime(a.created, b.created));
+  }
+
+  /** Adds a key file wrapping the same master key under another password. */
+  async addKey(password: string, scrypt: ScryptParams = DEFAULT_SCRYPT): Promise<Id> {
+    assertPassword(password);
+    const { bytes } = await createKeyFile(password, cryptoMaterial(this).key, scrypt, {
+      hostname: this.context.hostname,
+      username: this.context.username,
+      now: this.context.now(),
+    });
+    const id = sha256Hex(bytes);
+    await this.backend.save({ type: 'keys', name: id }, bytes);
+    return id;
+  }
+
+  /** Removes a key. The key this session opened with cannot be removed (use `key passwd` to replace it). */
+  async removeKey(idOrPrefix: string): Promise<Id> {
+    const keys = await this.listIds('keys');
+    const matches = keys.filter((k) => k.startsWith(idOrPrefix));
+    if (matches.length !== 1) {
+      throw new BackupError(matches.length === 0 ? 'NOT_FOUND' : 'INVALID_ARGUMENT', matches.length === 0 ? `no key id starts with ${idOrPrefix}: see \`bam key list\`` : `${idOrPrefix} matches ${matches.length} keys: give more characters`);
+    }
+    const id = matches[0]!;
+    if (id === this.keyId) {
+      throw new BackupError('INVALID_ARGUMENT', 'refusing to remove the key this command opened the repository with: use `bam key passwd` to change its password, or open with another key first');
+    }
+    if (keys.length === 1) throw new BackupError('INVALID_ARGUMENT', 'refusing to remove the last key: the repository would become unreadable');
+    // Key files live outside the append-only protection: removing one never deletes backup data.
+    await rawBackend(this.backend).remove({ type: 'keys', name: id });
+    return id;
+  }
+
+  /** Replaces the current key's password: writes the new key first, then removes the old one. */
+  async changePassword(newPassword: string, scrypt: ScryptParams = DEFAULT_SCRYPT): Promise<Id> {
+    const newId = await this.addKey(newPassword, scrypt);
+    await rawBackend(this.backend).remove({ type: 'keys', name: this.keyId });
+    (this as { keyId: Id }).keyId = newId;
+    return newId;
+  }
+}
+
+function rawBackend(b: Backend): Backend {
+  return b instanceof AppendOnlyBackend ? b.inner : b;
+}
+
+function materialFor(key: Uint8Array, config: RepoConfigDocument): CryptoMaterial {
+  return {
+    key,
+    chunkerSecret: idToBytes(config.chunker.secret),
+    chunkSizes: { minSize: config.chunker.minSize, avgSize: config.chunker.avgSize, maxSize: config.chunker.maxSize },
+    compression: { compression: config.compression, level: config.compressionLevel },
+  };
+}
+
+function parseConfigDocument(v: unknown): RepoConfigDocument {
+  const c = v as Partial<RepoConfigDocument> | null;
+  if (!c || typeof c !== 'object') throw new BackupError('CORRUPT', 'the repository config is damaged: it is not an object');
+  if (c.version !== FORMAT_VERSION) {
+    throw new BackupError('UNSUPPORTED_VERSION', `the repository has format version ${String(c.version)}, this program reads version ${FORMAT_VERSION}: upgrade bam`);
+  }
+  const ch = c.chunker;
+  const ok = typeof c.id === 'string' && /^[0-9a-f]{64}$/.test(c.id) && ch && typeof ch.secret === 'string' && /^[0-9a-f]{64}$/.test(ch.secret)
+    && Number.isSafeInteger(ch.minSize) && Number.isSafeInteger(ch.avgSize) && Number.isSafeInteger(ch.maxSize)
+    && Number.isSafeInteger(c.packSize) && (c.compression === 'zstd' || c.compression === 'none')
+    && Number.isSafeInteger(c.compressionLevel) && typeof c.appendOnly === 'boolean';
+  if (!ok) throw new BackupError('CORRUPT', 'the repository config is damaged: a field is missing or malformed');
+  validateChunkSizes({ minSize: ch.minSize, avgSize: ch.avgSize, maxSize: ch.maxSize });
+  return c as RepoConfigDocument;
+}
+
+function assertPassword(password: string): void {
+  if (password.length === 0) throw new BackupError('NO_PASSWORD', 'an empty password is not allowed: set BACKUP_MANAGER_PASSWORD, --password-file or --password-command');
+}
+
+async function exists(backend: Backend, h: { type: FileType; name: string }): Promise<boolean> {
+  try {
+    await backend.stat(h);
+    return true;
+  } catch (e) {
+    if (isBackupError(e, 'NOT_FOUND')) return false;
+    throw e;
+  }
+}
+
+export function compareTime(a: string, b: string): number {
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  if (ta !== tb) return ta - tb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function matchesFilter(s: SnapshotDocument, f: { hostname?: string; paths?: string[]; tags?: string[] }): boolean {
+  if (f.hostname !== undefined && s.hostname !== f.hostname) return false;
+  if (f.paths !== undefined && f.paths.length > 0) {
+    const a = [...s.paths].sort().join('\0');
+    const b = [...f.paths].sort().join('\0');
+    if (a !== b) return false;
+  }
+  if (f.tags !== undefined && f.tags.length > 0 && !f.tags.every((t) => s.tags.includes(t))) return false;
+  return true;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight, keeping order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const run = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  return out;
+}
