@@ -236,6 +236,20 @@ describe('mistakes are reported at their exact path with what to write instead',
       'must be a list [ … ]; got "*.tmp" (write ["*.tmp"])',
     );
     expect(onlyIssue([])).toEqual({ path: '', message: 'must be an object { … }; got a list' });
+    expect(onlyIssue({ version: '1' }).message).toBe('must be 1; got "1" (write 1 without quotes)');
+    expect(onlyIssue({ retention: null })).toEqual({
+      path: 'retention',
+      message: 'must be an object { … }; got null (leave the key out to use the default)',
+    });
+  });
+
+  it('a bare number where a size or duration belongs asks for a unit, not just quotes', () => {
+    expect(onlyIssue({ sources: [{ path: '/a', exclude_larger_than: 5 }] }).message).toBe(
+      'must be text in double quotes; got 5 (write a size with a unit in quotes, e.g. "2GiB")',
+    );
+    expect(onlyIssue({ sources: [{ path: '/a', rpo: 24 }] }).message).toBe(
+      'must be text in double quotes; got 24 (write a duration with a unit in quotes, e.g. "24h")',
+    );
   });
 
   it('out-of-range threshold, bad URL and email', () => {

@@ -43,7 +43,8 @@ export type ToWorker =
   | { t: 'known'; req: number; isNew: boolean[] }
   | { t: 'ack'; req: number; error?: { code: string; message: string } }
   | { t: 'restore'; task: WorkerRestoreTask }
-  | { t: 'hash'; task: number; path: string };
+  | { t: 'hash'; task: number; path: string }
+  | { t: 'scan'; paths: string[]; patterns: string[]; ifPresent: string[]; largerThan?: number };
 
 export type ToMain =
   | { t: 'query'; job: number; req: number; ids: string[]; bytes: number }
@@ -52,4 +53,5 @@ export type ToMain =
   | { t: 'done'; job: number }
   | { t: 'failed'; job: number; error: { code: string; message: string } }
   | { t: 'restored'; task: number; errors: { path: string; message: string }[]; hashes: { path: string; sha256: string }[] }
-  | { t: 'hashed'; task: number; sha256?: string; error?: { code: string; message: string } };
+  | { t: 'hashed'; task: number; sha256?: string; error?: { code: string; message: string } }
+  | { t: 'scanned'; files: number; bytes: number; done: boolean };

@@ -28,7 +28,7 @@ interface Slot {
   dead: Error | undefined;
 }
 
-function workerUrl(): URL {
+export function workerUrl(): URL {
   // Sources run directly under Node 24 (type stripping); the build emits worker.js next to the bundle.
   return new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
 }

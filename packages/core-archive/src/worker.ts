@@ -12,6 +12,7 @@ import type { ChunkerParams } from './chunker/chunker.ts';
 import { gearTable } from './chunker/gear.ts';
 import { openBlob, sealBlob } from './crypto/blob.ts';
 import { idToBytes } from './crypto/hash.ts';
+import { createExcludeMatcher } from './archiver/excludes.ts';
 import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult, WorkerInit, WorkerRestoreTask } from './pool-protocol.ts';
 
 const port = parentPort;
@@ -217,6 +218,45 @@ function hashFile(task: number, path: string): void {
   }
 }
 
+/** Counts what a backup will read, for progress totals; runs on its own worker so it never slows the backup's. */
+function scan(msg: Extract<ToWorker, { t: 'scan' }>): void {
+  const ex = createExcludeMatcher({ patterns: msg.patterns, ifPresent: msg.ifPresent, ...(msg.largerThan !== undefined ? { largerThan: msg.largerThan } : {}) });
+  let files = 0;
+  let bytes = 0;
+  let last = Date.now();
+  const visit = (p: string): void => {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = fs.readdirSync(p);
+      } catch {
+        return;
+      }
+      if (ex.ifPresent.some((m) => names.includes(m))) return;
+      for (const n of names) {
+        const c = p === '/' ? `/${n}` : `${p}/${n}`;
+        if (!ex.matches(c)) visit(c);
+      }
+      return;
+    }
+    if (st.isFile() && ex.largerThan !== undefined && st.size > ex.largerThan) return;
+    files++;
+    if (st.isFile()) bytes += st.size;
+    if ((files & 1023) === 0 && Date.now() - last > 250) {
+      last = Date.now();
+      post({ t: 'scanned', files, bytes, done: false });
+    }
+  };
+  for (const p of msg.paths) visit(p);
+  post({ t: 'scanned', files, bytes, done: true });
+}
+
 async function drain(): Promise<void> {
   if (busy) return;
   busy = true;
@@ -234,6 +274,8 @@ async function drain(): Promise<void> {
         restoreTask(msg.task);
       } else if (msg.t === 'hash') {
         hashFile(msg.task, msg.path);
+      } else if (msg.t === 'scan') {
+        scan(msg);
       }
     }
   } finally {

@@ -301,7 +301,7 @@ function evaluateRules<S>(entries: readonly Entry<S>[], policy: NormalizedPolicy
 
 function addProtections<S>(verdict: Verdict, entry: Entry<S>): void {
   if (entry.protectedTag) add(verdict, 'protectedTag', `tag ${PROTECT_TAG} (protected)`);
-  if (entry.future) add(verdict, 'future', 'in the future');
+  
 }
 
 interface GroupOutcome<S> {

@@ -205,7 +205,7 @@ export function describePolicy(policy: RetentionPolicy): string {
   for (const rule of COUNT_RULES) {
     const n = p.counts[rule];
     if (n > 0) parts.push(`${n} ${COUNT_WORD[rule]}`);
-    else if (n === -1) parts.push(`all ${COUNT_WORD[rule]}`);
+    else if (n === -1) parts.push(rule === 'last' ? 'all snapshots' : `all ${COUNT_WORD[rule]}`);
   }
   for (const rule of WITHIN_BUCKET_RULES) {
     const d = p.withinBuckets[rule];

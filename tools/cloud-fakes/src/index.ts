@@ -11,6 +11,6 @@ export { TokenAuthority, s256Challenge } from './common/tokens.ts';
 export type { IssuedTokens, RefreshedToken, TokenAuthorityOptions } from './common/tokens.ts';
 export { startGdriveFake } from './gdrive/index.ts';
 export type { GdriveFake, GdriveFakeOptions, GdriveFile } from './gdrive/index.ts';
-// Dropbox and Microsoft Graph fakes are written in parallel; enable these lines once their modules exist:
-// export * from './dropbox/index.ts';
-// export * from './onedrive/index.ts';
+// The Dropbox and Microsoft Graph fakes keep their explicit export lists in their own index modules.
+export * from './dropbox/index.ts';
+export * from './onedrive/index.ts';

@@ -12,8 +12,9 @@ import { gearTable } from '../chunker/gear.ts';
 import { sha256Hex } from '../crypto/hash.ts';
 import { BackupError, isBackupError } from '../errors.ts';
 import type { BackupType, Id, NodeType, SnapshotDocument, SnapshotSummary, TreeNode } from '../format.ts';
-import { WorkerPool } from '../pool.ts';
-import type { WorkerFileJob, WorkerFileResult } from '../pool-protocol.ts';
+import { Worker } from 'node:worker_threads';
+import { WorkerPool, workerUrl } from '../pool.ts';
+import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult } from '../pool-protocol.ts';
 import { PackSaver } from '../repository/pack-saver.ts';
 import { compareTime, cryptoMaterial } from '../repository/repository.ts';
 import type { Repository } from '../repository/repository.ts';
@@ -33,6 +34,7 @@ export interface BackupWarning {
 
 export type BackupEvent =
   | { type: 'start'; paths: string[]; backupType: BackupType; parent?: Id }
+  | { type: 'scan'; files: number; bytes: number; done: boolean }
   | { type: 'progress'; filesDone: number; bytesDone: number; bytesRead: number; currentPath?: string }
   | { type: 'warning'; warning: BackupWarning }
   | { type: 'saved'; snapshotId: Id; summary: SnapshotSummary };
@@ -51,6 +53,8 @@ export interface BackupOptions {
   stdin?: { stream: AsyncIterable<Uint8Array>; filename: string };
   signal?: AbortSignal;
   onEvent?: (e: BackupEvent) => void;
+  /** count files and bytes first (on a separate thread) so progress can show totals and an ETA */
+  scan?: boolean;
   workers?: number;
 }
 
@@ -495,6 +499,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
   const trust = type !== 'full' && parent !== undefined;
   const archiver = new Archiver(repo, options, trust, start.toISOString());
   options.onEvent?.({ type: 'start', paths: sources, backupType: type, ...(trust && parent ? { parent: parent.id } : {}) });
+  const scanner = options.scan && !stdin && options.onEvent ? startScan(sources, options) : undefined;
   let failed = true;
   try {
     const rootTree = stdin ? await archiver.runStdin(stdin.stream, stdin.filename, time) : await archiver.run(sources, parent?.snapshot.tree);
@@ -516,8 +521,21 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
     options.onEvent?.({ type: 'saved', snapshotId: id, summary: doc.summary });
     return { snapshotId: id, snapshot: doc, warnings: archiver.warnings, partial: doc.summary.filesSkipped > 0 };
   } finally {
+    await scanner?.terminate();
     await archiver.cleanup(failed);
   }
+}
+
+function startScan(sources: string[], options: BackupOptions): Worker {
+  const w = new Worker(workerUrl());
+  const ex = options.excludes ?? {};
+  w.on('message', (m: ToMain) => {
+    if (m.t === 'scanned') options.onEvent?.({ type: 'scan', files: m.files, bytes: m.bytes, done: m.done });
+  });
+  // A scan that fails only costs the progress totals.
+  w.on('error', () => undefined);
+  w.postMessage({ t: 'scan', paths: sources, patterns: ex.patterns ?? [], ifPresent: ex.ifPresent ?? [], ...(ex.largerThan !== undefined ? { largerThan: ex.largerThan } : {}) } satisfies ToWorker);
+  return w;
 }
 
 /** SHA-256 of a buffer as hex, for callers comparing restored content. */

@@ -15,7 +15,7 @@ export interface FaultRule {
   readonly type?: FileType;
   /**
    * 1-based among the calls this rule matches: the rule does not fire before the nth matching call. With `nth` and
-   * without `times`, only the nth call fails.
+   * without `times`, only the nth call may fail (if an earlier rule already failed it, this rule never fires).
    */
   readonly nth?: number;
   /** Chance in [0, 1] that an eligible call fails, drawn from the seeded generator (default 1). */
@@ -168,6 +168,8 @@ export class FaultyBackend implements Backend {
       active.matched++;
       if (firing !== undefined) continue;
       if (active.matched < (rule.nth ?? 1) || active.fired >= active.limit) continue;
+      // `nth` alone names exactly one call: if that call was taken by an earlier rule, this one never fires.
+      if (rule.nth !== undefined && rule.times === undefined && active.matched !== rule.nth) continue;
       if (rule.probability !== undefined && !(this.#random() < rule.probability)) continue;
       active.fired++;
       firing = rule;

@@ -71,8 +71,12 @@ export class UploadSessions {
  * the append is refused, undefined when the data was taken.
  */
 export function appendToSession(session: UploadSession, offset: number, data: Buffer, close: boolean): Tagged | undefined {
-  if (session.closed || session.committed) return { '.tag': 'closed' };
+  if (session.committed) return { '.tag': 'closed' };
   if (session.concurrent) {
+    // Concurrent appends may complete in any order, so pieces before the closing one still fit after close.
+    if (session.closed && (close || session.total === undefined || offset + data.byteLength > session.total)) {
+      return { '.tag': 'closed' };
+    }
     if (offset % CONCURRENT_BLOCK_BYTES !== 0) return { '.tag': 'concurrent_session_invalid_offset' };
     if (!close && data.byteLength % CONCURRENT_BLOCK_BYTES !== 0) {
       return { '.tag': 'concurrent_session_invalid_data_size' };
@@ -87,6 +91,7 @@ export function appendToSession(session: UploadSession, offset: number, data: Bu
     }
     return undefined;
   }
+  if (session.closed) return { '.tag': 'closed' };
   if (offset !== session.size) return { '.tag': 'incorrect_offset', correct_offset: session.size };
   if (session.size + data.byteLength > MAX_SESSION_BYTES) return { '.tag': 'too_large' };
   if (data.byteLength > 0) session.chunks.push(data);

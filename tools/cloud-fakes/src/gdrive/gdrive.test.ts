@@ -223,6 +223,13 @@ describe('Google Drive fake with the real SDK', () => {
     expect(upload).toHaveLength(1);
     expect(upload[0]?.query['uploadType']).toBe('multipart');
     expect(upload[0]?.headers['content-type']).toMatch(/^multipart\/related; boundary=/);
+
+    // Without metadata the SDK falls back to uploadType=media; Drive names such a file "Untitled".
+    const bare = await h.drive.files.create(
+      { media: { mimeType: 'text/plain', body: Readable.from([Buffer.from('raw')]) }, fields: 'name,mimeType,size' },
+      { rootUrl: h.root },
+    );
+    expect(bare.data).toEqual({ name: 'Untitled', mimeType: 'text/plain', size: '3' });
   });
 
   it('lists 5 files 2 per page with nextPageToken, and honours the fields selection', async () => {
@@ -377,6 +384,24 @@ describe('Google Drive fake with the real SDK', () => {
     );
     expect(init.status).toBe(403);
     expect(h.fake.files.size).toBe(0);
+
+    // Without a declared length the quota is enforced on the final chunk, which is then not stored.
+    const open = await h.oauth2.request({
+      url: `${h.root}upload/drive/v3/files`,
+      method: 'POST',
+      params: { uploadType: 'resumable' },
+      headers: { 'Content-Type': 'application/json; charset=UTF-8' },
+      data: { name: 'late' },
+    });
+    const session = open.headers.get('location') ?? '';
+    const put = (range: string, data?: Buffer) =>
+      h.oauth2.request({ url: session, method: 'PUT', headers: { 'Content-Range': range }, ...(data === undefined ? {} : { data }), validateStatus: () => true });
+    const last = await put('bytes 0-1499/1500', Buffer.alloc(1500));
+    expect(last.status).toBe(403);
+    expect(reasonOf(last.data)).toBe('storageQuotaExceeded');
+    expect((await put('bytes */1500')).headers.get('range')).toBeNull();
+    h.fake.setQuota(2000);
+    expect((await put('bytes 0-1499/1500', Buffer.alloc(1500))).status).toBe(200);
 
     h.fake.setQuota(null);
     h.fake.faults.add({ method: 'POST', path: '/drive/v3/files', action: { kind: 'quota-full' } });

@@ -124,11 +124,12 @@ export class DriveStore {
 
   /** Walks `segments` down from `fromId`; `missing` is how many leading segments resolved before one did not. */
   resolve(fromId: string, segments: readonly string[]): { item: StoredItem } | { missing: number } {
-    let current = this.get(fromId);
-    if (current === undefined) return { missing: 0 };
+    const start = this.get(fromId);
+    if (start === undefined) return { missing: 0 };
+    let current: StoredItem = start;
     for (let i = 0; i < segments.length; i += 1) {
       const segment = segments[i] ?? '';
-      const next = current.isFolder ? this.findChild(current.id, segment) : undefined;
+      const next: StoredItem | undefined = current.isFolder ? this.findChild(current.id, segment) : undefined;
       if (next === undefined) return { missing: i };
       current = next;
     }

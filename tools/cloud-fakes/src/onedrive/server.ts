@@ -65,6 +65,8 @@ export interface OnedriveFake extends FakeServerBase {
 
 const DEFAULT_QUOTA_BYTES = 5 * 1024 ** 3;
 const MAX_PAGE_SIZE = 1000;
+/** Every listing grants a download URL per file; past this many, expired grants are swept. */
+const MAX_DOWNLOAD_GRANTS = 10_000;
 const GRAPH_VERSIONS = new Set(['v1.0', 'beta']);
 /** What Graph sends with a 401, pointing the client at the identity platform. */
 const WWW_AUTHENTICATE =
@@ -211,6 +213,10 @@ class OnedriveService {
     }
     const upload = /^\/up\/([A-Za-z0-9_-]+)$/u.exec(path);
     if (upload !== null) return this.#uploadUrl(request, upload[1] ?? '');
+    if (request.fault?.kind === 'expire-upload-session') {
+      // Aimed at a request that names no session: every open session is gone.
+      request.note(`expired ${this.sessions.deleteAll()} open upload session(s)`);
+    }
     const download = /^\/dl\/([A-Za-z0-9_-]+)$/u.exec(path);
     if (download !== null) return this.#downloadUrl(request, download[1] ?? '');
 
@@ -527,6 +533,11 @@ class OnedriveService {
       route.segments.length === 0 ? 'replace' : 'fail',
     );
     if (behavior === undefined) return this.#badConflictBehavior(request);
+    if (item['deferCommit'] === true) {
+      return this.#error(request, 501, 'deferCommit upload sessions are not implemented by the OneDrive fake.', {
+        code: 'notSupported',
+      });
+    }
     const fileSize = item['fileSize'];
     if (fileSize !== undefined && !(typeof fileSize === 'number' && Number.isSafeInteger(fileSize) && fileSize >= 0)) {
       return this.#error(request, 400, '"item.fileSize" must be a non-negative integer.');
@@ -583,6 +594,10 @@ class OnedriveService {
   }
 
   #grantDownload(request: IncomingRequest, item: StoredItem): string {
+    if (this.#downloads.size > MAX_DOWNLOAD_GRANTS) {
+      const nowMs = this.#config.now().getTime();
+      for (const [token, grant] of this.#downloads) if (grant.expiresAt <= nowMs) this.#downloads.delete(token);
+    }
     const token = randomBytes(24).toString('base64url');
     this.#downloads.set(token, {
       itemId: item.id,
@@ -678,10 +693,10 @@ class OnedriveService {
       reply.headers['content-range'] = `bytes */${size}`;
       return reply;
     }
+    // For HEAD, node:http sends the headers (with the real Content-Length) and drops the body itself.
     const common = { 'accept-ranges': 'bytes', etag: `"{${item.id}},${item.version}"` };
-    if (range === undefined) return bytesReply(200, request.method === 'HEAD' ? Buffer.alloc(0) : item.content, common);
-    const slice = item.content.subarray(range.first, range.last + 1);
-    return bytesReply(206, request.method === 'HEAD' ? Buffer.alloc(0) : slice, {
+    if (range === undefined) return bytesReply(200, item.content, common);
+    return bytesReply(206, item.content.subarray(range.first, range.last + 1), {
       ...common,
       'content-range': `bytes ${range.first}-${range.last}/${size}`,
     });

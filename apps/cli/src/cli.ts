@@ -1,0 +1,181 @@
+/**
+ * The `bam` command line: parses arguments with commander, builds a Runtime, runs one command, and turns the
+ * outcome into a documented exit code. `runCli` takes its argv, environment and streams as arguments so the whole
+ * CLI can run in-process in tests.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { BackupError, PROGRAM_VERSION, toBackupError } from '@backup-manager/core-archive';
+import { backupCommand } from './commands/backup.ts';
+import { configValidateCommand } from './commands/config.ts';
+import { dumpCommand } from './commands/dump.ts';
+import { initCommand } from './commands/init.ts';
+import { keyCommand, unlockCommand } from './commands/key.ts';
+import { lsCommand } from './commands/ls.ts';
+import { restoreCommand } from './commands/restore.ts';
+import { snapshotsCommand } from './commands/snapshots.ts';
+import { EXIT, exitCodeFor } from './exit-codes.ts';
+import { Runtime } from './runtime.ts';
+import type { GlobalOptions, Streams } from './runtime.ts';
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+export interface CliRun {
+  /** resolves with the exit code */
+  done: Promise<number>;
+  /** what Ctrl-C does: asks the running command to stop cleanly */
+  interrupt(): void;
+}
+
+export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams): CliRun {
+  let runtime: Runtime | undefined;
+  let interrupted = false;
+  const program = new Command();
+  let result: Promise<number> | undefined;
+
+  const start = (cmd: Command, fn: (rt: Runtime) => Promise<number>): void => {
+    const rt = new Runtime(cmd.optsWithGlobals<GlobalOptions>(), env, streams);
+    runtime = rt;
+    if (interrupted) rt.abort.abort();
+    result = fn(rt);
+  };
+
+  program
+    .name('bam')
+    .description('Backup Automation Manager: encrypted, deduplicated, verified backups.\nState lives in ~/.backup-manager (BACKUP_MANAGER_HOME).')
+    .version(PROGRAM_VERSION, '-V, --version')
+    .option('-r, --repo <location>', 'repository folder (default: $BACKUP_MANAGER_REPO, the config\'s local destination, or ~/.backup-manager/backups)')
+    .option('--password-file <file>', 'read the repository password from a file')
+    .option('--password-command <command>', 'run a command that prints the repository password')
+    .option('--json', 'machine-readable output: JSON documents, JSON lines for progress')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--host <name>', 'host name to record in snapshots and to match parents (default: this machine\'s)')
+    .showHelpAfterError('(run `bam --help` or `bam <command> --help` for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => streams.stdout.write(s),
+      writeErr: (s) => streams.stderr.write(s),
+    });
+
+  program
+    .command('init')
+    .description('create a repository (and a random password in ~/.backup-manager/password when none is configured)')
+    .option('--append-only', 'refuse every delete in this repository (ransomware protection); forget and prune will refuse')
+    .option('--pack-size <size>', 'target pack file size, e.g. 16MiB')
+    .addOption(new Option('--compression <method>', 'blob compression').choices(['zstd', 'none']))
+    .action((opts, cmd: Command) => start(cmd, (rt) => initCommand(rt, opts)));
+
+  program
+    .command('backup')
+    .description('back up paths (or, with none, every configured source) into new snapshots')
+    .argument('[paths...]', 'files and folders to back up')
+    .addOption(new Option('--type <type>', 'what is read: full reads everything, incremental/differential trust unchanged files').choices(['full', 'incremental', 'differential']))
+    .option('--tag <tag>', 'tag the snapshot (repeatable)', collect)
+    .option('--time <time>', 'the snapshot\'s time (ISO 8601), for imports')
+    .option('--parent <snapshot>', 'trust this snapshot for unchanged files instead of the automatic choice')
+    .option('-e, --exclude <pattern>', 'exclude paths matching a glob (repeatable)', collect)
+    .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect)
+    .option('--exclude-if-present <name>', 'skip folders that contain a file of this name (repeatable)', collect)
+    .option('--exclude-larger-than <size>', 'skip files larger than this, e.g. 2GiB')
+    .option('--stdin', 'back up standard input as one file')
+    .option('--stdin-filename <name>', 'the file name standard input gets in the snapshot')
+    .action((paths: string[], opts, cmd: Command) => start(cmd, (rt) => backupCommand(rt, paths, opts)));
+
+  program
+    .command('snapshots')
+    .description('list snapshots')
+    .option('--host <name>', 'only this host\'s')
+    .option('--path <path>', 'only snapshots of this path (repeatable)', collect)
+    .option('--tag <tags>', 'only snapshots with these tags (comma-separated; repeatable)', collect)
+    .option('--latest <n>', 'only the newest n')
+    .action((opts, cmd: Command) => start(cmd, (rt) => snapshotsCommand(rt, opts)));
+
+  program
+    .command('ls')
+    .description('list the files in a snapshot')
+    .argument('<snapshot>', 'snapshot id (or a unique prefix) or latest')
+    .argument('[path]', 'a folder or file inside the snapshot')
+    .option('-l, --long', 'mode, owner, size and time')
+    .option('--no-recursive', 'only the entries directly below the path')
+    .action((snapshot: string, p: string | undefined, opts, cmd: Command) => start(cmd, (rt) => lsCommand(rt, snapshot, p, opts)));
+
+  program
+    .command('restore')
+    .description('restore a snapshot, or a part of it (SNAPSHOT:PATH), into a folder')
+    .argument('<snapshot>', 'snapshot id, prefix or latest, optionally :/path/inside')
+    .option('-t, --target <dir>', 'folder to restore into (created if missing)')
+    .option('-i, --include <pattern>', 'restore only paths matching (repeatable)', collect)
+    .option('-e, --exclude <pattern>', 'leave out paths matching (repeatable)', collect)
+    .option('--overwrite', 'replace files that already exist in the target')
+    .action((snapshot: string, opts, cmd: Command) => start(cmd, (rt) => restoreCommand(rt, snapshot, opts)));
+
+  program
+    .command('dump')
+    .description('write a file to stdout, or a folder (or the whole snapshot) as a tar stream')
+    .argument('<snapshot>', 'snapshot id, prefix or latest')
+    .argument('[path]', 'file or folder inside the snapshot (default: all of it)')
+    .addOption(new Option('--archive <format>', 'force an archive even for a single file').choices(['tar']))
+    .action((snapshot: string, p: string | undefined, opts, cmd: Command) => start(cmd, (rt) => dumpCommand(rt, snapshot, p, opts)));
+
+  const key = program.command('key').description('manage the passwords (keys) that open the repository');
+  key.command('list').description('list keys').action((_o, cmd: Command) => start(cmd, (rt) => keyCommand(rt, 'list', undefined, {})));
+  key
+    .command('add')
+    .description('add another password')
+    .option('--new-password-file <file>', 'read the new password from a file (else BACKUP_MANAGER_NEW_PASSWORD or a prompt)')
+    .action((opts, cmd: Command) => start(cmd, (rt) => keyCommand(rt, 'add', undefined, opts)));
+  key
+    .command('remove')
+    .description('remove a key (not the one in use)')
+    .argument('<id>', 'key id or prefix')
+    .action((id: string, _o, cmd: Command) => start(cmd, (rt) => keyCommand(rt, 'remove', id, {})));
+  key
+    .command('passwd')
+    .description('change the password of the key in use')
+    .option('--new-password-file <file>', 'read the new password from a file (else BACKUP_MANAGER_NEW_PASSWORD or a prompt)')
+    .action((opts, cmd: Command) => start(cmd, (rt) => keyCommand(rt, 'passwd', undefined, opts)));
+
+  program
+    .command('unlock')
+    .description('remove stale locks (of processes that no longer run)')
+    .option('--remove-all', 'also remove locks of running processes (only when you know they are gone)')
+    .action((opts, cmd: Command) => start(cmd, (rt) => unlockCommand(rt, opts)));
+
+  const config = program.command('config').description('the configuration file');
+  config
+    .command('validate')
+    .description('check config.json and show every problem with its path and fix')
+    .option('--file <file>', 'another file to check')
+    .action((opts, cmd: Command) => start(cmd, (rt) => configValidateCommand(rt, opts)));
+
+  const done = (async (): Promise<number> => {
+    try {
+      program.parse(argv, { from: 'user' });
+    } catch (e) {
+      if (e instanceof CommanderError) {
+        return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? EXIT.ok : EXIT.usage;
+      }
+      throw e;
+    }
+    if (!result) {
+      program.outputHelp();
+      return EXIT.usage;
+    }
+    try {
+      return await result;
+    } catch (e) {
+      const err = toBackupError(e);
+      const rt = runtime;
+      if (rt?.json) rt.printJson({ type: 'error', code: err.code, message: err.message, ...(err.subject ? { subject: err.subject } : {}) });
+      streams.stderr.write(`bam: ${err.message}${err.code === 'INTERNAL' && err.cause instanceof Error && err.cause.stack ? `\n${err.cause.stack}` : ''}\n`);
+      return exitCodeFor(err instanceof BackupError ? err.code : 'INTERNAL');
+    }
+  })();
+
+  return {
+    done,
+    interrupt() {
+      interrupted = true;
+      runtime?.abort.abort();
+    },
+  };
+}
