@@ -251,7 +251,15 @@ function evaluateRules<S>(entries: readonly Entry<S>[], policy: NormalizedPolicy
     const d = policy.withinBuckets[rule];
     return d === null
       ? []
-      : [{ rule, unit: WITHIN_UNIT[rule], text: formatRetentionDuration(d), threshold: thresholdOf(d), lastKey: null as number | null }];
+      : [
+          {
+            rule,
+            unit: WITHIN_UNIT[rule],
+            text: formatRetentionDuration(d),
+            threshold: thresholdOf(d),
+            lastKey: null as number | null,
+          },
+        ];
   });
 
   return entries.map((entry, nr) => {
@@ -301,14 +309,14 @@ function evaluateRules<S>(entries: readonly Entry<S>[], policy: NormalizedPolicy
 
 function addProtections<S>(verdict: Verdict, entry: Entry<S>): void {
   if (entry.protectedTag) add(verdict, 'protectedTag', `tag ${PROTECT_TAG} (protected)`);
-  
+  if (entry.future) add(verdict, 'future', 'in the future');
 }
 
 interface GroupOutcome<S> {
   readonly result: GroupResult<S>;
   readonly keptEntries: Entry<S>[];
   readonly removedEntries: Entry<S>[];
-  readonly keptKey: Map<Entry<S>, KeptSnapshot<S>>;
+  readonly keptOf: Map<Entry<S>, KeptSnapshot<S>>;
   readonly savedByTag: number;
   readonly savedAsFuture: number;
   readonly refused: boolean;
@@ -331,7 +339,7 @@ function applyToGroup<S>(
   let savedAsFuture = 0;
   const keptEntries: Entry<S>[] = [];
   const removedEntries: Entry<S>[] = [];
-  const keptKey = new Map<Entry<S>, KeptSnapshot<S>>();
+  const keptOf = new Map<Entry<S>, KeptSnapshot<S>>();
   entries.forEach((entry, i) => {
     const verdict = verdicts[i] ?? { reasons: [], matches: [] };
     if (refused) add(verdict, 'wholeGroup', 'the policy would remove every snapshot of the group');
@@ -346,14 +354,14 @@ function applyToGroup<S>(
       else savedAsFuture += 1;
     }
     keptEntries.push(entry);
-    keptKey.set(entry, { snapshot: entry.snapshot, reasons: verdict.reasons, matches: verdict.matches });
+    keptOf.set(entry, { snapshot: entry.snapshot, reasons: verdict.reasons, matches: verdict.matches });
   });
   const result: GroupResult<S> = {
     key,
-    kept: keptEntries.map((e) => keptKey.get(e) as KeptSnapshot<S>),
+    kept: keptEntries.map((e) => keptOf.get(e) as KeptSnapshot<S>),
     removed: removedEntries.map((e) => e.snapshot),
   };
-  return { result, keptEntries, removedEntries, keptKey, savedByTag, savedAsFuture, refused };
+  return { result, keptEntries, removedEntries, keptOf, savedByTag, savedAsFuture, refused };
 }
 
 function plural(n: number, one: string, many: string): string {
@@ -405,7 +413,7 @@ export function applyPolicy<S extends RetentionSnapshot>(
     savedAsFuture += o.savedAsFuture;
     keptEntries.push(...o.keptEntries);
     removedEntries.push(...o.removedEntries);
-    for (const [e, k] of o.keptKey) keptOf.set(e, k);
+    for (const [e, k] of o.keptOf) keptOf.set(e, k);
   }
   if (savedByTag > 0) {
     notes.push(

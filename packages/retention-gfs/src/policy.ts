@@ -87,9 +87,10 @@ function validateCount(policy: RetentionPolicy, rule: CountRule): number {
   const value: unknown = policy[rule];
   if (value === undefined) return 0;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < -1) {
+    const what = rule === 'last' ? 'snapshots' : `${rule} snapshots`;
     throw new RetentionPolicyError(
-      `policy.${rule} (restic ${RESTIC_FLAG[rule]}) must be a whole number of ${rule === 'last' ? 'snapshots' : `${rule} snapshots`} ` +
-        `(0 or more), or -1 for unlimited; got ${JSON.stringify(value) ?? String(value)}. ` +
+      `policy.${rule} (restic ${RESTIC_FLAG[rule]}) must be a whole number of ${what} (0 or more), ` +
+        `or -1 for unlimited; got ${JSON.stringify(value) ?? String(value)}. ` +
         `Write ${rule}: -1 to keep all of them, or leave ${rule} out to turn the rule off`,
       { field: rule },
     );

@@ -290,7 +290,17 @@ export class Repository {
       throw new BackupError('CORRUPT', `${type} blob ${id.slice(0, 12)} is not in any index: data is missing from the repository. Run \`bam verify\``, { subject: `blob ${id}` });
     }
     if (loc.type !== type) throw new BackupError('CORRUPT', `blob ${id.slice(0, 12)} is indexed as ${loc.type}, expected ${type}`);
-    const envelope = await this.backend.load({ type: 'data', name: loc.packId }, loc.offset, loc.length);
+    let envelope: Uint8Array;
+    try {
+      envelope = await this.backend.load({ type: 'data', name: loc.packId }, loc.offset, loc.length);
+    } catch (e) {
+      // The index names this pack and range, so a missing or short pack is repository damage, not a caller error.
+      if (isBackupError(e, 'NOT_FOUND') || isBackupError(e, 'INVALID_RANGE')) {
+        const detail = e.code === 'NOT_FOUND' ? 'is missing' : `is shorter than the index says (blob ${id.slice(0, 12)} at bytes ${loc.offset}..${loc.offset + loc.length})`;
+        throw new BackupError('CORRUPT', `pack ${loc.packId.slice(0, 12)} ${detail}: ${type} blob ${id.slice(0, 12)} cannot be read. Run \`bam verify\` to see what is affected`, { cause: e, subject: `data/${loc.packId}` });
+      }
+      throw e;
+    }
     return openBlob(cryptoMaterial(this).key, type, idToBytes(id), envelope, loc.rawLength, `pack ${loc.packId.slice(0, 12)} blob ${id.slice(0, 12)}`);
   }
 

@@ -367,7 +367,7 @@ class Restorer {
 
   /** Ownership, modes and times: files and links first, then directories deepest first. */
   metadata(): void {
-    const times = (n: TreeNode): [number, number] => [Number(BigInt(n.atimeNs)) / 1e9, Number(BigInt(n.mtimeNs)) / 1e9];
+    const times = (n: TreeNode): [number, number] => [utimeSeconds(n.atimeNs), utimeSeconds(n.mtimeNs)];
     const apply = (p: string, n: TreeNode): void => {
       try {
         if (n.type === 'symlink') {
@@ -400,6 +400,23 @@ class Restorer {
   get bytes(): number {
     return this.bytesTotal;
   }
+}
+
+/**
+ * A nanosecond time as the float seconds fs.utimes takes. A double near 2^31..2^32 seconds only resolves ~0.24..0.48 µs,
+ * and `Number(ns) / 1e9` rounds twice, so the restored time could land in the previous microsecond (or even the
+ * previous second for .999999999). Aiming at the middle of the right microsecond keeps the restored time exact to
+ * the microsecond, which is the most fs.utimes can promise.
+ */
+export function utimeSeconds(nsText: string): number {
+  const ns = BigInt(nsText);
+  let sec = ns / 1_000_000_000n;
+  let frac = ns - sec * 1_000_000_000n;
+  if (frac < 0n) {
+    frac += 1_000_000_000n;
+    sec -= 1n;
+  }
+  return Number(sec) + (Number(frac / 1000n) * 1000 + 500) / 1e9;
 }
 
 /** Restores a snapshot into `options.target`. The caller holds a shared lock (or none, for a read-only repository). */
