@@ -8,11 +8,13 @@ import { BackupError, PROGRAM_VERSION, toBackupError } from '@backup-manager/cor
 import { backupCommand } from './commands/backup.ts';
 import { configValidateCommand } from './commands/config.ts';
 import { dumpCommand } from './commands/dump.ts';
+import { registerRetentionCommands } from './commands/forget.ts';
 import { initCommand } from './commands/init.ts';
 import { keyCommand, unlockCommand } from './commands/key.ts';
 import { lsCommand } from './commands/ls.ts';
 import { restoreCommand } from './commands/restore.ts';
 import { snapshotsCommand } from './commands/snapshots.ts';
+import { registerVerifyCommands } from './commands/verify.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import { Runtime } from './runtime.ts';
 import type { GlobalOptions, Streams } from './runtime.ts';
@@ -140,12 +142,16 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .option('--remove-all', 'also remove locks of running processes (only when you know they are gone)')
     .action((opts, cmd: Command) => start(cmd, (rt) => unlockCommand(rt, opts)));
 
+  registerRetentionCommands(program, start);
+
   const config = program.command('config').description('the configuration file');
   config
     .command('validate')
     .description('check config.json and show every problem with its path and fix')
     .option('--file <file>', 'another file to check')
     .action((opts, cmd: Command) => start(cmd, (rt) => configValidateCommand(rt, opts)));
+
+  registerVerifyCommands(program, start);
 
   const done = (async (): Promise<number> => {
     try {

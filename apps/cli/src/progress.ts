@@ -56,7 +56,7 @@ export function backupProgress(rt: Runtime): { onEvent: (e: BackupEvent) => void
     if (e.type === 'warning') {
       line.clear();
       if (rt.json) rt.printJson({ type: 'warning', ...e.warning });
-      else rt.note(`warning: ${e.warning.message}`);
+      else rt.streams.stderr.write(`warning: ${e.warning.message}\n`);
       return;
     }
     if (e.type !== 'progress') return;
@@ -82,7 +82,7 @@ export function restoreProgress(rt: Runtime): { onEvent: (e: RestoreEvent) => vo
     if (e.type === 'problem') {
       line.clear();
       if (rt.json) rt.printJson({ type: 'problem', ...e.problem });
-      else rt.note(`problem: ${e.problem.message}`);
+      else rt.streams.stderr.write(`problem: ${e.problem.message}\n`);
       return;
     }
     if (e.type !== 'progress') return;

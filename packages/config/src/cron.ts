@@ -1,10 +1,10 @@
 /**
  * Checks 5-field cron expressions (minute hour day-of-month month day-of-week) for the `schedule` fields.
- * The project's scheduler uses cron-parser; until that dependency is installed here this hand-written checker
- * accepts the subset of cron-parser's syntax that standard cron shares: numbers, JAN–DEC and SUN–SAT names,
- * `*`, `?` (day fields), ranges `a-b`, steps `*\/n`, `a-b/n`, `a/n`, lists `a,b`, and the @yearly, @annually,
- * @monthly, @weekly, @daily and @hourly macros. It refuses seconds fields and the L, W and # extensions.
+ * cron-parser, which the scheduler runs schedules with, has the last word; this module's own reading of the
+ * standard-cron subset (numbers, JAN–DEC and SUN–SAT names, `*`, `?`, ranges, steps, lists, and the @yearly …
+ * @hourly macros; no seconds field, no L, W or #) comes first because it explains a mistake in plainer words.
  */
+import { CronExpressionParser } from 'cron-parser';
 
 interface CronField {
   readonly name: string;
@@ -147,6 +147,11 @@ export function checkCron(expression: string): string | undefined {
     const months = [...(selected[3] ?? [])];
     const everFires = months.some((month) => days.some((day) => day <= (DAYS_IN_MONTH[month - 1] ?? 0)));
     if (!everFires) return `"${expression}" never runs: no chosen month has that day; ${CRON_HELP}`;
+  }
+  try {
+    CronExpressionParser.parse(trimmed).next();
+  } catch (error) {
+    return `"${expression}" is not a valid schedule: ${(error as Error).message}; ${CRON_HELP}`;
   }
   return undefined;
 }

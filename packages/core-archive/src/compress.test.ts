@@ -118,6 +118,12 @@ describe('decodePayload', () => {
     expectCorrupt(() => decodePayload(Uint8Array.of(0, 1, 2, 3), 'index 4', undefined, 2), 'index 4');
   });
 
+  it('rejects an expected length that is not a byte count', () => {
+    for (const bad of [-1, 1.5, Number.NaN]) {
+      expect(() => decodePayload(payload, 'x', bad)).toThrow(expect.toSatisfy((e) => isBackupError(e, 'INVALID_ARGUMENT')));
+    }
+  });
+
   it('returns a raw payload as a view without copying', () => {
     const raw = Uint8Array.of(0, 9, 8);
     const out = decodePayload(raw, 'x');

@@ -18,8 +18,6 @@ export const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
 export const ZSTD_MIN_LEVEL = -131072;
 export const ZSTD_MAX_LEVEL = 22;
 
-const RAW_HEADER = Uint8Array.of(PAYLOAD_RAW);
-
 export function validateCompressionOptions(opts: CompressionOptions): void {
   if (opts.compression !== 'zstd' && opts.compression !== 'none') {
     throw new BackupError('INVALID_ARGUMENT', `unknown compression "${String(opts.compression)}": use "zstd" or "none"`);
@@ -49,7 +47,7 @@ export function encodePayloadParts(data: Uint8Array, opts: CompressionOptions): 
     // Store the frame only when method byte + frame is strictly smaller than method byte + raw.
     if (frame.byteLength < data.byteLength) return [Uint8Array.of(PAYLOAD_ZSTD), frame];
   }
-  return [RAW_HEADER, data];
+  return [Uint8Array.of(PAYLOAD_RAW), data];
 }
 
 export function encodePayload(data: Uint8Array, opts: CompressionOptions): Uint8Array {
@@ -78,6 +76,9 @@ export function decodePayload(
   expectedLength?: number,
   maxLength: number = DEFAULT_MAX_PAYLOAD,
 ): Uint8Array {
+  if (expectedLength !== undefined && !(Number.isSafeInteger(expectedLength) && expectedLength >= 0)) {
+    throw new BackupError('INVALID_ARGUMENT', `expected length ${String(expectedLength)} for ${what} is not a byte count`);
+  }
   if (payload.byteLength === 0) throw corrupt(what, 'the payload is empty');
   const method = payload[0];
   const body = payload.subarray(1);

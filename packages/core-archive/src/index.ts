@@ -15,6 +15,8 @@ export type { RetryOptions } from './backend/retry.ts';
 export { BandwidthLimitBackend, ConnectionLimitBackend } from './backend/limits.ts';
 export { AppendOnlyBackend } from './backend/append-only.ts';
 export { DryRunBackend } from './backend/dry-run.ts';
+export { RequestPacer } from './backend/pacer.ts';
+export type { RequestPacerOptions } from './backend/pacer.ts';
 
 export { FORMAT_VERSION } from './format.ts';
 export type {
@@ -41,3 +43,33 @@ export type { RestoreEvent, RestoreOptions, RestoreProblem, RestoreResult } from
 export { resolveSnapshotPath, walkSnapshot } from './restorer/resolve.ts';
 export type { ResolvedPath } from './restorer/resolve.ts';
 export { dump, fileContent } from './restorer/dump.ts';
+
+// prune
+export { DEFAULT_MAX_UNUSED, assertDeletable, executePrune, planPrune, reloadIndex } from './repository/prune.ts';
+export type {
+  PruneEvent, PruneExecuteOptions, PruneFileRef, PrunePhase, PrunePlan, PrunePlanOptions, PruneRepackJob, PruneResult, PruneStats,
+} from './repository/prune.ts';
+
+// used by @backup-manager/verify
+export { cryptoMaterial } from './repository/repository.ts';
+export type { CryptoMaterial } from './repository/repository.ts';
+export { readPackHeader } from './pack/pack.ts';
+export { openBlob } from './crypto/blob.ts';
+export { idToBytes, sha256Hex } from './crypto/hash.ts';
+export { parseIndexDocument } from './index/index-file.ts';
+export { PackSaver } from './repository/pack-saver.ts';
+export { encodeTree } from './repository/tree.ts';
+export type { IndexBlobEntry, IndexPackEntry } from './format.ts';
+
+// auth
+export { FileTokenStore, MemoryTokenStore } from './auth/token-store.ts';
+export type { FileTokenStoreOptions, OAuthTokens, TokenStore } from './auth/token-store.ts';
+export { describeEndpoint, parseRetryAfter, reauthHint, requestTokens } from './auth/token-endpoint.ts';
+export type { OAuthClientConfig, TokenRequestOptions } from './auth/token-endpoint.ts';
+export { OAuthSession } from './auth/session.ts';
+export type { OAuthSessionOptions } from './auth/session.ts';
+export { authorizeWithLoopback, pkcePair } from './auth/loopback.ts';
+export type { LoopbackOptions } from './auth/loopback.ts';
+// (argument checks every provider's Backend shares, so that all fail alike)
+export { checkFileType, checkHandle, checkRangeArguments, resolveRange } from './backend/checks.ts';
+export type { ResolvedRange } from './backend/checks.ts';

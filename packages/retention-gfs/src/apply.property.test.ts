@@ -81,11 +81,11 @@ const RUNS = { numRuns: 150 };
 describe('applyPolicy properties', () => {
   it('is deterministic and does not depend on the input order', () => {
     fc.assert(
-      fc.property(snapshotsArb, anyPolicyArb, optionsArb, fc.infiniteStream(fc.nat()), (list, policy, options, seeds) => {
+      fc.property(snapshotsArb, anyPolicyArb, optionsArb, fc.infiniteStream(fc.nat()), (list, policy, options, ks) => {
         const a = applyPolicy(list, policy, options);
         expect(applyPolicy(list, policy, options)).toEqual(a);
         const shuffled = list
-          .map((s) => ({ s, k: seeds.next().value as number }))
+          .map((s) => ({ s, k: ks.next().value as number }))
           .sort((x, y) => x.k - y.k)
           .map((x) => x.s);
         expect(applyPolicy(shuffled, policy, options)).toEqual(a);

@@ -79,7 +79,9 @@ describe('applyPolicy results', () => {
       { ...snap('b', '2024-05-01T00:00:00Z', { paths: ['/z', '/a'], tags: ['y', 'x'] }), size: 1 },
       { ...snap('a', '2024-05-02T00:00:00Z', { paths: ['/a', '/z'], tags: ['x', 'y'] }), size: 2 },
     ];
-    const frozen = input.map((s) => Object.freeze({ ...s, paths: Object.freeze([...s.paths]), tags: Object.freeze([...s.tags]) }));
+    const frozen = input.map((s) =>
+      Object.freeze({ ...s, paths: Object.freeze([...s.paths]), tags: Object.freeze([...s.tags]) }),
+    );
     const policy: RetentionPolicy = Object.freeze({ last: 1, tags: Object.freeze(['nothing']) });
     const before = JSON.stringify(frozen);
     const result = applyPolicy(Object.freeze(frozen), policy, { ...opts, groupBy: ['paths', 'tags'] });
@@ -110,7 +112,7 @@ describe('applyPolicy results', () => {
     expect(result.kept[1]?.reasons).toEqual(['daily snapshot 2024-05-30']);
   });
 
-  it('treats every snapshot as within the duration when all of them are in the future (restic starts from zero time)', () => {
+  it('treats every snapshot as within when all are in the future (restic counts from the zero time)', () => {
     const result = applyPolicy(
       [snap('a', '2030-01-02T00:00:00Z'), snap('b', '2030-01-01T00:00:00Z'), snap('c', '2029-01-01T00:00:00Z')],
       { withinDaily: '1d' },

@@ -405,8 +405,9 @@ export function applyPolicy<S extends RetentionSnapshot>(
   for (const o of outcomes) {
     if (o.refused) {
       notes.push(
-        `refusing to delete every snapshot of the group ${describeGroup(o.result.key)}: the policy keeps none of ` +
-          `its ${plural(o.keptEntries.length, 'snapshot', 'snapshots')}, so all are kept (check the tags in policy.tags)`,
+        `refusing to delete every snapshot of the group ${describeGroup(o.result.key)}: the policy keeps none ` +
+          `of its ${plural(o.keptEntries.length, 'snapshot', 'snapshots')}, so all are kept ` +
+          `(check the tags in policy.tags)`,
       );
     }
     savedByTag += o.savedByTag;

@@ -56,7 +56,9 @@ describe('normalizePolicy', () => {
   });
 
   it('refuses bad durations and tag lists with the rule in the message', () => {
-    expect(refusal({ withinWeekly: '1w' }).message).toMatch(/policy\.withinWeekly \(restic --keep-within-weekly\).*"7d"/);
+    expect(refusal({ withinWeekly: '1w' }).message).toMatch(
+      /policy\.withinWeekly \(restic --keep-within-weekly\).*"7d"/,
+    );
     expect(refusal({ tags: 'a,b' }).message).toContain('array of strings');
     expect(refusal({ tags: [1] }).field).toBe('tags');
     expect(refusal(null).field).toBe('policy');

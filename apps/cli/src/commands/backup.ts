@@ -93,11 +93,24 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
   const location = await rt.repoLocation();
   const repo = await rt.openRepository();
   let worst: number = EXIT.ok;
+  let failures = 0;
   const results: unknown[] = [];
   try {
     await rt.withLock(repo, false, 'backup', async () => {
       for (const job of jobs) {
-        const code = await runJob(rt, repo, job, flags, time, location, results);
+        let code: number;
+        try {
+          code = await runJob(rt, repo, job, flags, time, location, results);
+        } catch (e) {
+          // One failing source must not cost the others their backup: report it and go on, unless the run was
+          // interrupted or the repository itself is unusable.
+          const err = e instanceof BackupError ? e : new BackupError('INTERNAL', String(e), { cause: e });
+          if (jobs.length === 1 || ['INTERRUPTED', 'LOCKED', 'WRONG_PASSWORD', 'REPOSITORY_NOT_FOUND', 'QUOTA_EXCEEDED'].includes(err.code)) throw err;
+          rt.streams.stderr.write(`bam: backup of ${job.label} failed: ${err.message}\n`);
+          rt.printJson({ type: 'error', source: job.label, code: err.code, message: err.message });
+          failures++;
+          continue;
+        }
         if (code !== EXIT.ok && (worst === EXIT.ok || code !== EXIT.partial)) worst = code;
         if (rt.abort.signal.aborted) break;
       }
@@ -105,7 +118,7 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
   } finally {
     repo.close();
   }
-  return worst;
+  return failures > 0 ? EXIT.error : worst;
 }
 
 async function runJob(rt: Runtime, repo: Repository, job: Job, flags: BackupFlags, time: Date | undefined, location: string, results: unknown[]): Promise<number> {

@@ -42,6 +42,10 @@ export async function restoreCommand(rt: Runtime, ref: string, flags: RestoreFla
           signal: rt.abort.signal,
           onEvent,
         });
+      } catch (e) {
+        const code = e instanceof BackupError ? e.code : 'INTERNAL';
+        rt.logOperation({ operation: 'restore', repository: location, snapshot: id, outcome: code === 'INTERRUPTED' ? 'interrupted' : 'failure', durationMs: Date.now() - started, errorCode: code });
+        throw e;
       } finally {
         line.clear();
       }

@@ -17,7 +17,8 @@ export async function snapshotsCommand(rt: Runtime, flags: SnapshotsFlags): Prom
   try {
     let list = (await repo.listSnapshots()).filter((s) =>
       matchesFilter(s.snapshot, {
-        ...(flags.host !== undefined ? { hostname: flags.host } : {}),
+        // `--host` is also a global option, which commander gives the value to: accept it from either place.
+        ...((flags.host ?? rt.options.host) !== undefined ? { hostname: (flags.host ?? rt.options.host)! } : {}),
         ...(flags.tag ? { tags: flags.tag.flatMap((t) => t.split(',')) } : {}),
       }) && (!flags.path || flags.path.every((p) => s.snapshot.paths.includes(p))),
     );

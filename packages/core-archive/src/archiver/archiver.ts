@@ -195,10 +195,36 @@ class Archiver {
   }
 
   private checkAbort(): void {
-    if (this.options.signal?.aborted) throw new BackupError('INTERRUPTED', 'backup interrupted: no snapshot was written; earlier snapshots are intact');
+    if (this.options.signal?.aborted) throw interrupted();
+  }
+
+  private stopWatchingAbort: (() => void) | undefined;
+  private cleanedUp = false;
+
+  /**
+   * Settles like `work`, or rejects with INTERRUPTED as soon as the signal fires. The walk notices the signal at
+   * its next entry, but once every file is queued only the workers are busy, and a large file would otherwise be
+   * read, chunked and uploaded to the end before anyone looked at the signal again.
+   */
+  untilAborted<T>(work: Promise<T>): Promise<T> {
+    const signal = this.options.signal;
+    if (!signal) return work;
+    // When the signal wins, `work` is abandoned (cleanup stops the workers): keep its rejection from going unhandled.
+    work.catch(() => undefined);
+    return Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        const onAbort = (): void => reject(interrupted());
+        if (signal.aborted) onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.stopWatchingAbort = () => signal.removeEventListener('abort', onAbort);
+      }),
+    ]);
   }
 
   private getPool(): WorkerPool {
+    // After an interruption the abandoned walk may still reach here: it must not start workers nobody will stop.
+    if (this.cleanedUp) throw interrupted();
     if (!this.pool) {
       const m = cryptoMaterial(this.repo);
       this.pool = new WorkerPool(
@@ -329,13 +355,21 @@ class Archiver {
     }
     const node = baseNode(name, st);
     if (st.isSymbolicLink()) {
+      let target: Buffer;
       try {
-        node.linkTarget = fs.readlinkSync(p);
+        target = fs.readlinkSync(p, { encoding: 'buffer' });
       } catch (e) {
         this.summary.filesSkipped++;
         this.warn(p, 'unreadable', `cannot read symlink ${p}: ${(e as Error).message} (skipped)`);
         return queued(Promise.resolve(null));
       }
+      const text = strictUtf8(target);
+      if (text === undefined) {
+        this.summary.filesSkipped++;
+        this.warn(p, 'unsupported-name', `the target of symlink ${p} is not valid UTF-8 and cannot be stored exactly (skipped)`);
+        return queued(Promise.resolve(null));
+      }
+      node.linkTarget = text;
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       node.rdev = Number(st.rdev);
     }
@@ -344,13 +378,26 @@ class Archiver {
   }
 
   private async dir(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined): Promise<Queued> {
-    let names: string[];
+    let raw: Buffer[];
     try {
-      names = fs.readdirSync(p);
+      // As bytes: the default string decoding replaces invalid UTF-8 with U+FFFD, and the mangled name would then
+      // fail lstat and be reported as vanished (or, worse, name a different file).
+      raw = fs.readdirSync(p, { encoding: 'buffer' });
     } catch (e) {
       this.summary.filesSkipped++;
       this.warn(p, 'unreadable', `cannot list directory ${p}: ${(e as Error).message} (skipped with its contents)`);
       return queued(Promise.resolve(null));
+    }
+    const names: string[] = [];
+    for (const b of raw) {
+      const n = strictUtf8(b);
+      if (n !== undefined) {
+        names.push(n);
+        continue;
+      }
+      const shown = `${p === '/' ? '' : p}/${b.toString('utf8')}`;
+      this.summary.filesSkipped++;
+      this.warn(shown, 'unsupported-name', `${JSON.stringify(shown)}: the name is not valid UTF-8 and cannot be stored exactly (skipped)`);
     }
     if (this.excludes.ifPresent.some((marker) => names.includes(marker))) return queued(Promise.resolve(null));
     names.sort();
@@ -384,7 +431,15 @@ class Archiver {
         out.push((await this.entry(cp, name, prev)).future);
         continue;
       }
-      const st = fs.lstatSync(cp, { bigint: true });
+      // An intermediate component may be a symlink (`/var/run` → `/run`): the walk goes through it, so the tree
+      // records the directory it leads to. lstat would give a symlink node with a subtree, which readers reject.
+      let st: fs.BigIntStats;
+      try {
+        st = fs.statSync(cp, { bigint: true });
+      } catch (e) {
+        throw new BackupError('SOURCE_NOT_FOUND', `cannot access ${cp}, a directory above a source path: ${(e as Error).message}`, { cause: e, subject: cp });
+      }
+      if (!st.isDirectory()) throw new BackupError('SOURCE_NOT_FOUND', `${cp}, a directory above a source path, is not a directory`, { subject: cp });
       const below = await this.trieDir(cp, child, await this.prevListing(prev));
       out.push(this.completeDir(name, st, below).future);
     }
@@ -469,12 +524,33 @@ class Archiver {
 
   /** After a failure: keep what was uploaded usable by indexing finished packs, then stop the workers. */
   async cleanup(failed: boolean): Promise<void> {
+    this.cleanedUp = true;
+    this.stopWatchingAbort?.();
+    // Abandon first: blobs the workers already handed over must not start uploads while the pool shuts down.
+    const abandoned = failed ? this.saver.abandon() : undefined;
     await this.pool?.close();
     if (failed) {
-      await this.saver.abandon();
-      if (this.saver.written.length > 0) await this.repo.saveIndex(this.saver.written).catch(() => undefined);
+      await abandoned;
+      // Index what did land, so a later backup need not upload it again. If this fails too, the packs are merely
+      // unreferenced (prune removes them) and the in-memory index does not claim them.
+      await this.saver.indexWritten().catch(() => undefined);
     }
   }
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The bytes as a string when they are valid UTF-8 (names and link targets are stored as JSON strings). */
+function strictUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return utf8Decoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+function interrupted(): BackupError {
+  return new BackupError('INTERRUPTED', 'backup interrupted: no snapshot was written; earlier snapshots are intact');
 }
 
 /** Backs up paths (or a stream) into a new snapshot. The caller holds a (shared) repository lock. */
@@ -502,7 +578,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
   const scanner = options.scan && !stdin && options.onEvent ? startScan(sources, options) : undefined;
   let failed = true;
   try {
-    const rootTree = stdin ? await archiver.runStdin(stdin.stream, stdin.filename, time) : await archiver.run(sources, parent?.snapshot.tree);
+    const rootTree = await archiver.untilAborted(stdin ? archiver.runStdin(stdin.stream, stdin.filename, time) : archiver.run(sources, parent?.snapshot.tree));
     const meta: Omit<SnapshotDocument, 'tree' | 'summary' | 'version'> = {
       time: time.toISOString(),
       paths: sources,

@@ -73,5 +73,10 @@ describe('sealDocument and openDocument', () => {
 
   it('refuses a value JSON cannot represent', () => {
     expect(() => sealDocument(key, 'lock', undefined, zstd)).toThrowError(/JSON/);
+    const cyclic: Record<string, unknown> = {};
+    cyclic['self'] = cyclic;
+    for (const bad of [cyclic, { n: 1n }]) {
+      expect(() => sealDocument(key, 'lock', bad, zstd)).toThrow(expect.toSatisfy((e) => isBackupError(e, 'INVALID_ARGUMENT')));
+    }
   });
 });

@@ -17,7 +17,15 @@ export type DocumentKind = 'config' | 'lock' | 'snapshot' | 'index';
 export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
 
 export function sealDocument(key: Uint8Array, kind: DocumentKind, doc: unknown, opts: CompressionOptions): Uint8Array {
-  const text = JSON.stringify(doc) as string | undefined;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(doc) as string | undefined;
+  } catch (e) {
+    // BigInt values and cycles: a programming error in the caller, not damage.
+    throw new BackupError('INVALID_ARGUMENT', `a ${kind} document must be JSON-serialisable: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
   if (text === undefined) {
     throw new BackupError('INVALID_ARGUMENT', `a ${kind} document must be JSON-serialisable, got ${typeof doc}`);
   }

@@ -5,8 +5,9 @@
  *
  * Memory per stored entry: 32 (id as eight uint32 words) + 4 (pack number) + 8 (offset, float64 so packs may
  * exceed 4 GiB) + 4 (length) + 4 (rawLength) + 1 (type) = 53 bytes, plus 8–16 bytes of hash table per distinct
- * id (load factor kept between 1/4 and 1/2), plus up to 50% unused capacity right after the arrays grow:
- * roughly 61–69 bytes per blob in steady state, against ~150 for a Map<string, object>.
+ * id (load factor kept between 1/4 and 1/2), plus up to 50% unused capacity right after the arrays grow (1.5x).
+ * Measured with 2 million blobs in 16-blob packs, pack bookkeeping included: 75 bytes per blob, against 173 for a
+ * Map<string, object>; lookups run at the same speed as that Map's.
  */
 import { randomBytes } from 'node:crypto';
 import { BackupError } from '../errors.ts';

@@ -70,6 +70,10 @@ export class PackBuilder {
     return this.#blobs[0]?.type;
   }
 
+  /**
+   * Appends a sealed blob (`envelope` from sealBlob, kept by reference: do not reuse its memory). Returns false, and
+   * stores nothing, when this pack already holds the id.
+   */
   add(type: BlobType, id: string, envelope: Uint8Array, rawLength: number): boolean {
     if (this.#finished) throw new BackupError('INTERNAL', 'this pack is already finished; start a new PackBuilder');
     if (type !== 'data' && type !== 'tree') {

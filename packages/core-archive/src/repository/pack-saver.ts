@@ -3,6 +3,9 @@
  * uploads in flight (back-pressure keeps memory bounded). It also arbitrates deduplication while a backup runs:
  * a blob id is claimed once, so two workers that find the same chunk never both store it.
  * Nothing is indexed until its pack is durably saved, and `finish` writes the index only after every pack.
+ * The repository's in-memory index learns of new packs only once an index file lists them: until then the blobs
+ * stay claimed here. Otherwise a failed index write would leave the session believing blobs are stored that no
+ * index file names, and the next backup of the same session would reference them (lost data for any reader).
  */
 import { sealBlob } from '../crypto/blob.ts';
 import { idToBytes, sha256Hex } from '../crypto/hash.ts';
@@ -33,7 +36,9 @@ export class PackSaver {
   private readonly maxUploads: number;
   private readonly onPackSaved: ((packId: Id, bytes: number) => void) | undefined;
   private failure: BackupError | undefined;
+  /** packs saved in this session, in order; the first `indexedCount` are listed by an index file */
   readonly written: IndexPackEntry[] = [];
+  private indexedCount = 0;
   readonly stats: PackSaverStats = { packs: 0, blobs: 0, bytes: 0 };
 
   constructor(repo: Repository, options: PackSaverOptions = {}) {
@@ -44,7 +49,7 @@ export class PackSaver {
     this.onPackSaved = options.onPackSaved;
   }
 
-  /** True when the blob is in the repository or already claimed in this session. */
+  /** True when the blob is in the repository's index, or claimed (being stored or stored, not yet indexed) here. */
   known(id: Id): boolean {
     return this.repo.index.has(id) || this.pending.has(id);
   }
@@ -89,8 +94,7 @@ export class PackSaver {
     const { bytes, id, blobs } = builder.finish();
     const job = this.repo.backend.save({ type: 'data', name: id }, bytes).then(
       () => {
-        this.repo.index.addPack(id, blobs);
-        for (const b of blobs) this.pending.delete(b.id);
+        // The blobs stay in `pending` until an index file lists this pack (see indexWritten).
         this.written.push({ id, blobs });
         this.stats.packs++;
         this.stats.bytes += bytes.length;
@@ -115,12 +119,31 @@ export class PackSaver {
     }
     await Promise.all(this.uploads);
     this.throwIfFailed();
-    if (this.written.length === 0) return [];
-    return this.repo.saveIndex(this.written);
+    return this.indexWritten();
   }
 
-  /** Waits for uploads already started, ignoring their outcome: used when a backup is abandoned. */
+  /**
+   * Writes an index file for the packs saved since the last call and, once it is stored, adds them to the
+   * repository's in-memory index. Used by `finish`, and after a failure to keep the packs that did land usable.
+   */
+  async indexWritten(): Promise<Id[]> {
+    const packs = this.written.slice(this.indexedCount);
+    if (packs.length === 0) return [];
+    const ids = await this.repo.saveIndex(packs);
+    this.indexedCount += packs.length;
+    for (const p of packs) {
+      this.repo.index.addPack(p.id, p.blobs);
+      for (const b of p.blobs) this.pending.delete(b.id);
+    }
+    return ids;
+  }
+
+  /**
+   * Used when a backup is abandoned: from now on `add` refuses (so blobs still arriving from workers start no new
+   * uploads), then waits for the uploads already started, ignoring their outcome.
+   */
   async abandon(): Promise<void> {
+    this.failure ??= new BackupError('INTERRUPTED', 'the operation was abandoned: nothing more is stored');
     await Promise.allSettled([...this.uploads]);
   }
 }

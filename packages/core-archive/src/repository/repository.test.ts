@@ -3,8 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../backend/memory.ts';
+import { FaultyBackend } from '../testing/faulty.ts';
 import { TEST_SCRYPT } from '../crypto/keys.ts';
-import { backup, dump, listLocks, lockRepository, LOCK_STALE_MS, removeLocks, Repository, restore } from '../index.ts';
+import { BackupError, backup, dump, listLocks, lockRepository, LOCK_STALE_MS, removeLocks, Repository, restore } from '../index.ts';
 import type { LockDocument } from '../index.ts';
 import { flipByte, initRepo, listAll, looksHumanReadable, namesOf, PASSWORD, pseudoRandomBytes, rejection, tempDir, truncateFile, writeTree } from '../test-support/repo.ts';
 
@@ -53,6 +54,50 @@ describe('init and open', () => {
     expect(e.message).not.toContain('not the password');
     expect(e.message).toContain('2 key(s)');
     expect(await listAll(backend)).toEqual(before);
+  });
+
+  it('opens with a good key when another key file is damaged, and names a damaged sole key', async () => {
+    const backend = new MemoryBackend();
+    const repo = await initRepo(backend);
+    // a damaged key file whose name sorts first
+    const junk = new TextEncoder().encode('{"version":1,"this is":"not a key"}');
+    const junkName = '0'.repeat(64);
+    await backend.save({ type: 'keys', name: junkName }, junk);
+    expect((await Repository.open(backend, PASSWORD)).keyId).toBe(repo.keyId);
+    const wrong = await rejection(Repository.open(backend, 'nope'), 'WRONG_PASSWORD');
+    expect(wrong.message).toContain(`key ${junkName.slice(0, 12)}`);
+    await backend.remove({ type: 'keys', name: repo.keyId });
+    const e = await rejection(Repository.open(backend, PASSWORD), 'CORRUPT');
+    expect(e.message).toContain(`key ${junkName.slice(0, 12)}`);
+    expect(looksHumanReadable(e.message)).toBe(true);
+  });
+
+  it('opens after an init that failed before writing its config was run again with the same password', async () => {
+    // The failed init leaves a key wrapping a master key that no config uses. Try until that orphan key sorts first
+    // (names are random hashes, so about every second attempt), which is the order that used to break open.
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const inner = new MemoryBackend();
+      const faulty = new FaultyBackend(inner);
+      faulty.addRule({ operation: 'save', type: 'config', nth: 1, error: new BackupError('UNAVAILABLE', 'injected') });
+      await rejection(initRepo(faulty), 'UNAVAILABLE');
+      const [orphan] = await namesOf(inner, 'keys');
+      const repo = await initRepo(faulty);
+      if (orphan! > repo.keyId) continue;
+      const opened = await Repository.open(inner, PASSWORD);
+      expect(opened.keyId).toBe(repo.keyId);
+      expect(opened.config.id).toBe(repo.config.id);
+      return;
+    }
+    throw new Error('the orphan key never sorted first');
+  });
+
+  it('a damaged config is CORRUPT, naming the config', async () => {
+    const backend = new MemoryBackend();
+    await initRepo(backend);
+    await flipByte(backend, { type: 'config', name: 'config' }, 20);
+    const e = await rejection(Repository.open(backend, PASSWORD), 'CORRUPT');
+    expect(e.message).toMatch(/^config failed authentication/);
+    expect(looksHumanReadable(e.message)).toBe(true);
   });
 
   it('refuses an empty password with NO_PASSWORD', async () => {
@@ -280,6 +325,19 @@ describe('locks', () => {
     await lock.release();
   });
 
+  it('treats a lock whose PID now belongs to another process (a different start time) as stale', async () => {
+    const backend = new MemoryBackend();
+    const repo = await initRepo(backend);
+    const doc: LockDocument = {
+      version: 1, time: repo.context.now().toISOString(), exclusive: true, hostname: repo.context.hostname,
+      username: 'ghost', pid: process.ppid, processStart: '1', operation: 'prune',
+    };
+    await repo.saveDocument('lock', doc);
+    const [info] = await listLocks(repo);
+    expect(info?.stale).toBe(true);
+    await (await lockRepository(repo, { exclusive: true, operation: 'prune' })).release();
+  });
+
   it('treats a live process on this host as holding its lock', async () => {
     const backend = new MemoryBackend();
     const repo = await initRepo(backend);
@@ -348,7 +406,7 @@ describe('locks', () => {
     const lock = await lockRepository(repo, { exclusive: false, operation: 'backup', refreshMs: 20 });
     const first = lock.id;
     now = new Date(now.getTime() + 5 * 60_000);
-    await new Promise((r) => setTimeout(r, 120));
+    for (let waited = 0; lock.id === first && waited < 10_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
     expect(lock.id).not.toBe(first);
     expect(lock.doc.time).toBe(now.toISOString());
     await lock.release();

@@ -159,21 +159,39 @@ export class Repository {
       throw new BackupError('CORRUPT', `the repository at ${backend.location} has no key files: it cannot be opened with any password`);
     }
     keyNames.sort();
-    let opened: { key: Uint8Array; keyId: Id } | undefined;
+    // Every key file is tried. One that cannot be read (damaged, or from a newer version) must not lock the others
+    // out; and one that opens with the password but whose master key does not authenticate the config belongs to
+    // another repository (an `init` that failed before writing its config and was then run again): skip it too.
+    const unreadable: BackupError[] = [];
+    let configError: BackupError | undefined;
     for (const name of keyNames) {
-      const bytes = await backend.load({ type: 'keys', name });
-      const doc = parseKeyFile(bytes, `key ${name.slice(0, 12)}`);
-      const key = await openKeyFile(doc, password);
-      if (key) {
-        opened = { key, keyId: name };
-        break;
+      const what = `key ${name.slice(0, 12)}`;
+      let key: Uint8Array | null;
+      try {
+        key = await openKeyFile(parseKeyFile(await backend.load({ type: 'keys', name }), what), password, what);
+      } catch (e) {
+        if (isBackupError(e, 'CORRUPT') || isBackupError(e, 'UNSUPPORTED_VERSION')) {
+          unreadable.push(e);
+          continue;
+        }
+        throw e;
       }
+      if (!key) continue;
+      let configDoc: unknown;
+      try {
+        configDoc = openDocument(key, 'config', configBytes, 'config');
+      } catch (e) {
+        if (!isBackupError(e, 'CORRUPT')) throw e;
+        configError ??= e;
+        continue;
+      }
+      const config = parseConfigDocument(configDoc);
+      return new Repository(backend, config, name, materialFor(key, config), context);
     }
-    if (!opened) {
-      throw new BackupError('WRONG_PASSWORD', `wrong password for the repository at ${backend.location}: none of its ${keyNames.length} key(s) opens with it. Check BACKUP_MANAGER_PASSWORD, --password-file or --password-command`);
-    }
-    const config = parseConfigDocument(openDocument(opened.key, 'config', configBytes, 'config'));
-    return new Repository(backend, config, opened.keyId, materialFor(opened.key, config), context);
+    if (configError) throw configError;
+    if (unreadable.length === keyNames.length) throw unreadable[0]!;
+    const skipped = unreadable.length > 0 ? ` (${unreadable.length} damaged key file(s) skipped: ${unreadable.map((e) => e.subject).join(', ')})` : '';
+    throw new BackupError('WRONG_PASSWORD', `wrong password for the repository at ${backend.location}: none of its ${keyNames.length} key(s) opens with it${skipped}. Check BACKUP_MANAGER_PASSWORD, --password-file or --password-command`);
   }
 
   /** Forgets the key material. The backend is closed by whoever opened it. */

@@ -81,6 +81,8 @@ class Restorer {
   private readonly packs = new Map<Id, Map<Id, BlobUse>>();
   private readonly dirs: { path: string; node: TreeNode | undefined }[] = [];
   private readonly links = new Map<string, string>();
+  /** files and hard links this run created, for discardUnfilled */
+  private readonly createdFiles: string[] = [];
   private readonly fifos: { path: string; node: TreeNode }[] = [];
   private readonly others: { path: string; node: TreeNode }[] = [];
   private bytesTotal = 0;
@@ -103,22 +105,32 @@ class Restorer {
     if (this.options.signal?.aborted) throw new BackupError('INTERRUPTED', 'restore interrupted: the target holds a partial restore');
   }
 
-  /** Makes a directory that must be a real directory (not a symlink planted in the target). */
+  /**
+   * Makes a directory that must be a real directory (not a symlink planted in the target). Returns false, with a
+   * problem reported, when something else stands there and may not be replaced: the subtree is then skipped, like
+   * a file that exists, instead of aborting the restore half-way with pre-sized but unfilled files behind it.
+   */
   private ensureDir(p: string): boolean {
     try {
+      try {
+        fs.mkdirSync(p, { mode: 0o700 });
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const st = fs.lstatSync(p);
+      if (st.isDirectory()) return true;
+      if (!this.options.overwrite) {
+        this.problem(p, 'exists', `${p} exists and is not a directory: refusing to write through it, skipped with its contents (use --overwrite to replace it)`);
+        return false;
+      }
+      fs.rmSync(p, { force: true });
       fs.mkdirSync(p, { mode: 0o700 });
       return true;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      this.problem(p, 'write-failed', `cannot create directory ${p}: ${(e as Error).message} (skipped with its contents)`);
+      return false;
     }
-    const st = fs.lstatSync(p);
-    if (st.isDirectory()) return false;
-    if (!this.options.overwrite) {
-      throw new BackupError('INVALID_ARGUMENT', `${p} exists and is not a directory: refusing to write through it (use --overwrite to replace it)`);
-    }
-    fs.rmSync(p, { force: true });
-    fs.mkdirSync(p, { mode: 0o700 });
-    return true;
   }
 
   /** Removes what stands at `p` when overwriting; otherwise reports it. Returns false when `p` must be skipped. */
@@ -148,7 +160,12 @@ class Restorer {
     return { restore: inc, enter: true, included: inc };
   }
 
-  async layout(nodes: TreeNode[], dir: string, snapDir: string, parentIncluded: boolean, created: { done: boolean; make: () => void }): Promise<void> {
+  /**
+   * Creates directories, links, special-file placeholders and pre-sized files. Directories are made lazily through
+   * `parent.make` (so include patterns create only the parents they need); `make` returns false when the directory
+   * could not be made, and everything below it is skipped.
+   */
+  async layout(nodes: TreeNode[], dir: string, snapDir: string, parentIncluded: boolean, parent: { make: () => boolean }): Promise<void> {
     for (const node of nodes) {
       this.checkAbort();
       const p = path.join(dir, node.name);
@@ -157,22 +174,27 @@ class Restorer {
       if (!sel.enter) continue;
       if (node.type === 'dir') {
         const tree = await this.repo.loadTree(node.subtree!);
-        let made = false;
-        const make = (): void => {
-          if (made) return;
-          created.make();
-          made = true;
-          this.ensureDir(p);
-          this.dirs.push({ path: p, node });
+        let state: 'pending' | 'made' | 'blocked' = 'pending';
+        const make = (): boolean => {
+          if (state === 'pending') {
+            state = parent.make() && this.ensureDir(p) ? 'made' : 'blocked';
+            if (state === 'made') this.dirs.push({ path: p, node });
+          }
+          return state === 'made';
         };
-        if (sel.restore) make();
-        await this.layout(tree.nodes, p, snapPath, sel.included, { done: false, make });
+        if (sel.restore && !make()) continue;
+        await this.layout(tree.nodes, p, snapPath, sel.included, { make });
         continue;
       }
       if (!sel.restore) continue;
-      created.make();
+      if (!parent.make()) continue;
       this.leaf(p, node);
     }
+  }
+
+  /** After a failed layout: removes the files it created, which are pre-sized but hold no content yet. */
+  discardUnfilled(): void {
+    for (const p of this.createdFiles) fs.rmSync(p, { force: true });
   }
 
   private leaf(p: string, node: TreeNode): void {
@@ -183,6 +205,7 @@ class Restorer {
         const first = this.links.get(key);
         if (first !== undefined) {
           fs.linkSync(first, p);
+          this.createdFiles.push(p);
           return;
         }
         this.links.set(key, p);
@@ -218,6 +241,7 @@ class Restorer {
 
   private planFile(p: string, node: TreeNode): void {
     const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    this.createdFiles.push(p);
     try {
       if (node.size! > 0) fs.ftruncateSync(fd, node.size!);
     } finally {
@@ -428,12 +452,19 @@ export async function restore(repo: Repository, snapshotId: Id, options: Restore
   const r = new Restorer(repo, options);
   fs.mkdirSync(target, { recursive: true, mode: 0o700 });
   const start = await resolveSnapshotPath(repo, snapshot.tree, options.subpath ?? '/');
-  const rootMade = { done: true, make: () => undefined };
-  if (start.node.type === 'dir') {
-    const tree = await repo.loadTree(start.node.subtree!);
-    await r.layout(tree.nodes, target, start.path, false, rootMade);
-  } else {
-    await r.layout([start.node], target, path.posix.dirname(start.path), false, rootMade);
+  const rootMade = { make: () => true };
+  try {
+    if (start.node.type === 'dir') {
+      const tree = await repo.loadTree(start.node.subtree!);
+      await r.layout(tree.nodes, target, start.path, false, rootMade);
+    } else {
+      await r.layout([start.node], target, path.posix.dirname(start.path), false, rootMade);
+    }
+  } catch (e) {
+    // A damaged or hostile tree (or an interruption) stops the restore before any content is written: leave no
+    // empty, pre-sized files behind that look restored.
+    r.discardUnfilled();
+    throw e;
   }
   const m = cryptoMaterial(repo);
   const pool = new WorkerPool({ key: m.key, chunkerSecret: m.chunkerSecret, chunkSizes: m.chunkSizes, compression: m.compression }, { claim: () => [], store: async () => undefined }, options.workers);

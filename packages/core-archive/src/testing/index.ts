@@ -9,3 +9,5 @@ export { FaultyBackend } from './faulty.ts';
 export type { FaultOperation, FaultRule, FaultyBackendOptions, FaultyCall } from './faulty.ts';
 export { describeBackendConformance } from './conformance.ts';
 export type { ConformanceOptions, ConformanceSubject } from './conformance.ts';
+export { makeAdversarialTree, compareTrees } from '../test-support/tree.ts';
+export type { AdversarialOptions, AdversarialTree, CompareOptions } from '../test-support/tree.ts';

@@ -1,0 +1,235 @@
+/**
+ * `bam forget`: applies a GFS retention policy (restic's --keep-* flags, or the config's `retention`) to the
+ * snapshots, shows the plan with the reason for every kept snapshot, and after confirmation deletes the snapshot
+ * files of the others; with --prune it then removes the data only they used. Also registers `bam prune`.
+ */
+import type { Command } from 'commander';
+import { DEFAULT_MAX_UNUSED, assertDeletable, executePrune, lockRepository, planPrune, shortId } from '@backup-manager/core-archive';
+import type { HeldLock, PrunePlan, PruneResult, SnapshotDocument, SnapshotEntry } from '@backup-manager/core-archive';
+import { applyPolicy } from '@backup-manager/retention-gfs';
+import type { GroupKey, PolicyResult } from '@backup-manager/retention-gfs';
+import { EXIT } from '../exit-codes.ts';
+import { formatTime, table } from '../format.ts';
+import type { Runtime } from '../runtime.ts';
+import { pruneCommand } from './prune.ts';
+import type { PruneFlags } from './prune.ts';
+import { asUsageError, choosePolicy, parseGroupBy, parseMaxUnused, snapshotMatches } from './retention-policy.ts';
+import type { PolicyFlags } from './retention-policy.ts';
+import { confirm, prunePlanJson, prunePlanText, pruneProgress, pruneResultText } from './retention-plan.ts';
+
+/** How cli.ts starts a command: builds the Runtime from the parsed options and runs `fn` with it. */
+export type StartCommand = (cmd: Command, fn: (rt: Runtime) => Promise<number>) => void;
+
+export interface ForgetFlags extends PolicyFlags {
+  host?: string;
+  tag?: string[];
+  path?: string[];
+  groupBy?: string;
+  dryRun?: boolean;
+  prune?: boolean;
+  maxUnused?: string;
+  yes?: boolean;
+}
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/** Adds `forget` and `prune` to the program. */
+export function registerRetentionCommands(program: Command, start: StartCommand): void {
+  program
+    .command('forget')
+    .description('remove snapshots by a retention policy (--keep-* flags, else the config\'s retention); --prune also frees their data')
+    .option('--keep-last <n>', 'keep the n newest snapshots (-1: all)')
+    .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one')
+    .option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days that have one')
+    .option('--keep-weekly <n>', 'keep the newest snapshot of each of the last n ISO weeks that have one')
+    .option('--keep-monthly <n>', 'keep the newest snapshot of each of the last n months that have one')
+    .option('--keep-yearly <n>', 'keep the newest snapshot of each of the last n years that have one')
+    .option('--keep-within <duration>', 'keep every snapshot within this duration of the newest (restic syntax: 1y2m3d4h, m = months)')
+    .option('--keep-within-hourly <duration>', 'keep hourly snapshots within this duration of the newest')
+    .option('--keep-within-daily <duration>', 'keep daily snapshots within this duration of the newest')
+    .option('--keep-within-weekly <duration>', 'keep weekly snapshots within this duration of the newest')
+    .option('--keep-within-monthly <duration>', 'keep monthly snapshots within this duration of the newest')
+    .option('--keep-within-yearly <duration>', 'keep yearly snapshots within this duration of the newest')
+    .option('--keep-tag <tags>', 'keep snapshots with these tags (comma-separated = all of them; repeatable = any)', collect)
+    .option('--tag <tags>', 'only consider snapshots with these tags (comma-separated = all; repeatable = any)', collect)
+    .option('--path <path>', 'only consider snapshots that include this path (repeatable)', collect)
+    .option('--group-by <fields>', 'apply the policy to each group of snapshots separately: host, paths, tags, comma-separated, or \'\' (default host,paths)')
+    .option('-n, --dry-run', 'only show what would be removed')
+    .option('--prune', 'then remove the data no remaining snapshot uses (like `bam prune`)')
+    .option('--max-unused <pct>', 'with --prune: repack packs more than this share unused (default 5%)')
+    .option('-y, --yes', 'do it without asking (required when there is no terminal)')
+    .addHelpText('after', '\n--host (a global option) limits forget to that host\'s snapshots. An append-only repository refuses forget.')
+    .action((opts: ForgetFlags, cmd: Command) => start(cmd, (rt) => forgetCommand(rt, { ...opts, ...(rt.options.host !== undefined ? { host: rt.options.host } : {}) })));
+
+  program
+    .command('prune')
+    .description('remove data no snapshot uses: delete unused packs, repack mostly unused ones, rewrite the index')
+    .option('-n, --dry-run', 'only show what would be done')
+    .option('--max-unused <pct>', 'repack packs more than this share unused (default 5%; 100% or unlimited: only delete wholly unused packs)')
+    .option('-y, --yes', 'do it without asking (required when there is no terminal)')
+    .addHelpText('after', '\nAn append-only repository refuses prune.')
+    .action((opts: PruneFlags, cmd: Command) => start(cmd, (rt) => pruneCommand(rt, opts)));
+}
+
+interface Candidate {
+  id: string;
+  time: string;
+  hostname: string;
+  paths: string[];
+  tags: string[];
+  snapshot: SnapshotDocument;
+}
+
+function describeKey(key: GroupKey): string {
+  const parts: string[] = [];
+  if (key.hostname !== undefined) parts.push(`host ${key.hostname}`);
+  if (key.paths !== undefined) parts.push(`paths [${key.paths.join(', ')}]`);
+  if (key.tags !== undefined) parts.push(`tags [${key.tags.join(', ')}]`);
+  return parts.length > 0 ? parts.join(', ') : 'all snapshots';
+}
+
+function row(c: Candidate, reasons?: string): string[] {
+  const cells = [shortId(c.id), formatTime(c.time), c.hostname, c.tags.join(',')];
+  if (reasons !== undefined) cells.push(reasons);
+  return [...cells, c.paths.join(', ')];
+}
+
+function planText(result: PolicyResult<Candidate>): string {
+  const out: string[] = [];
+  for (const g of result.groups) {
+    out.push(`snapshots of ${describeKey(g.key)}:`);
+    if (g.kept.length > 0) {
+      out.push(`keep ${g.kept.length} snapshot(s):`);
+      out.push(table(['ID', 'Time', 'Host', 'Tags', 'Reasons', 'Paths'], g.kept.map((k) => row(k.snapshot, k.reasons.join('; ')))));
+    }
+    if (g.removed.length > 0) {
+      out.push(`remove ${g.removed.length} snapshot(s):`);
+      out.push(table(['ID', 'Time', 'Host', 'Tags', 'Paths'], g.removed.map((c) => row(c))));
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+function planJson(result: PolicyResult<Candidate>): unknown[] {
+  const brief = (c: Candidate): Record<string, unknown> => ({ id: c.id, short_id: shortId(c.id), time: c.time, hostname: c.hostname, paths: c.paths, tags: c.tags });
+  return result.groups.map((g) => ({
+    key: g.key,
+    keep: g.kept.map((k) => ({ ...brief(k.snapshot), reasons: k.reasons, matches: k.matches })),
+    remove: g.removed.map(brief),
+  }));
+}
+
+export async function forgetCommand(rt: Runtime, flags: ForgetFlags): Promise<number> {
+  const started = Date.now();
+  const groupBy = parseGroupBy(flags.groupBy);
+  const maxUnused = parseMaxUnused(flags.maxUnused, DEFAULT_MAX_UNUSED);
+  const chosen = await choosePolicy(flags, async () => (await rt.config()).retention);
+  const location = await rt.repoLocation();
+  const repo = await rt.openRepository();
+  let lock: HeldLock | undefined;
+  try {
+    // An append-only repository refuses before anything is planned, dry run included: no plan pretends it could act.
+    assertDeletable(repo, flags.prune ? 'forget --prune' : 'forget');
+    lock = await lockRepository(repo, { exclusive: flags.dryRun !== true, operation: 'forget' });
+
+    const all: SnapshotEntry[] = await repo.listSnapshots();
+    const candidates: Candidate[] = all
+      .filter((e) => snapshotMatches(e.snapshot, flags))
+      .map((e) => ({ id: e.id, time: e.snapshot.time, hostname: e.snapshot.hostname, paths: e.snapshot.paths, tags: e.snapshot.tags, snapshot: e.snapshot }));
+    let result: PolicyResult<Candidate>;
+    try {
+      result = applyPolicy(candidates, chosen.policy, { now: rt.runContext().now(), ...(groupBy !== undefined ? { groupBy } : {}) });
+    } catch (e) {
+      throw asUsageError(e);
+    }
+    const removeIds = result.removed.map((c) => c.id);
+
+    let prunePlan: PrunePlan | undefined;
+    if (flags.prune) {
+      const { onEvent, line } = pruneProgress(rt);
+      try {
+        prunePlan = await planPrune(repo, { maxUnused, ignoreSnapshots: new Set(removeIds), signal: rt.abort.signal, onEvent });
+      } finally {
+        line.clear();
+      }
+    }
+
+    const source = chosen.source === 'flags' ? 'the --keep-* flags' : `the config's retention (${rt.paths.config})`;
+    rt.printJson({
+      type: 'forget-plan',
+      policy: chosen.policy,
+      policySource: chosen.source,
+      description: chosen.description,
+      considered: candidates.length,
+      groups: planJson(result),
+      keep: result.kept.length,
+      remove: removeIds.length,
+      notes: result.notes,
+      prune: prunePlan ? prunePlanJson(prunePlan) : null,
+      dryRun: flags.dryRun === true,
+    });
+    rt.print(`policy from ${source}: ${chosen.description}`);
+    if (candidates.length === 0) rt.print('no snapshot matches the host, tag and path filters');
+    else rt.print(planText(result));
+    for (const n of result.notes) rt.print(`note: ${n}`);
+    rt.print(`${result.kept.length} snapshot(s) kept, ${removeIds.length} to remove`);
+    if (prunePlan) rt.print(prunePlanText(prunePlan));
+
+    const nothing = removeIds.length === 0 && (prunePlan === undefined || prunePlan.empty);
+    if (flags.dryRun) {
+      rt.print('dry run: nothing was changed');
+      return EXIT.ok;
+    }
+    if (nothing) {
+      rt.print(removeIds.length === 0 && result.emptyPolicy ? 'the policy is empty: nothing was removed' : 'nothing to remove');
+      rt.printJson({ type: 'forget', removed: [], prune: null });
+      return EXIT.ok;
+    }
+    const what = removeIds.length > 0
+      ? `remove ${removeIds.length} snapshot(s)${prunePlan && !prunePlan.empty ? ' and prune their data' : ''}`
+      : 'prune unused data';
+    if (!(await confirm(rt, flags.yes === true, `${what[0]!.toUpperCase()}${what.slice(1)}?`, what))) {
+      rt.note('not confirmed: nothing was changed');
+      return EXIT.error;
+    }
+
+    const removed: string[] = [];
+    try {
+      for (const id of removeIds) {
+        if (rt.abort.signal.aborted) break;
+        await repo.backend.remove({ type: 'snapshots', name: id });
+        removed.push(id);
+      }
+    } finally {
+      rt.logOperation({ operation: 'forget', repository: location, outcome: removed.length === removeIds.length ? 'success' : 'interrupted', durationMs: Date.now() - started, counts: { removed: removed.length, kept: result.kept.length } });
+    }
+    if (removed.length < removeIds.length) {
+      rt.note(`interrupted after removing ${removed.length} of ${removeIds.length} snapshot(s); the rest are kept`);
+      return EXIT.interrupted;
+    }
+    rt.print(`removed ${removed.length} snapshot(s)`);
+
+    let pruned: PruneResult | undefined;
+    if (prunePlan) {
+      const pruneStarted = Date.now();
+      const { onEvent, line } = pruneProgress(rt);
+      try {
+        pruned = await executePrune(repo, prunePlan, { signal: rt.abort.signal, onEvent });
+      } catch (e) {
+        rt.logOperation({ operation: 'prune', repository: location, outcome: rt.abort.signal.aborted ? 'interrupted' : 'failure', durationMs: Date.now() - pruneStarted });
+        throw e;
+      } finally {
+        line.clear();
+      }
+      rt.logOperation({ operation: 'prune', repository: location, outcome: 'success', durationMs: Date.now() - pruneStarted, counts: { bytesFreed: pruned.bytesFreed, packsDeleted: pruned.packsDeleted, packsRepacked: pruned.packsRepacked } });
+      rt.print(pruneResultText(pruned));
+    }
+    rt.printJson({ type: 'forget', removed, prune: pruned ?? null, durationMs: Date.now() - started });
+    if (!pruned && removed.length > 0) rt.note('run `bam prune` (or forget with --prune) to free the space only they used');
+    return EXIT.ok;
+  } finally {
+    await lock?.release().catch(() => undefined);
+    repo.close();
+  }
+}

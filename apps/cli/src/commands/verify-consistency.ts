@@ -1,0 +1,92 @@
+/**
+ * `bam check-consistency --mirror DIR [--mirror DIR…]`: compares the repository with copies of it at other
+ * destinations by file names, sizes and SHA-256 (every file's hash must equal its name; config is compared by hash).
+ * It needs no password. Exit 0 when every copy is complete and intact, 1 otherwise.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { BackupError, LocalBackend, toBackupError } from '@backup-manager/core-archive';
+import { checkConsistency, recordOfConsistency } from '@backup-manager/verify';
+import type { ConsistencyReport, DestinationReport, FileRef } from '@backup-manager/verify';
+import { EXIT } from '../exit-codes.ts';
+import { formatBytes, formatDuration, formatRate } from '../format.ts';
+import { ProgressLine } from '../progress.ts';
+import type { Runtime } from '../runtime.ts';
+import { collect, recordHistory } from './verify-shared.ts';
+import type { StartCommand } from './verify-shared.ts';
+
+export function registerConsistencyCommand(program: Command, start: StartCommand): void {
+  program
+    .command('check-consistency')
+    .description('compare the repository with copies of it (mirrors) by file names, sizes and SHA-256; exit 0 when all agree, 1 otherwise')
+    .option('--mirror <dir>', 'a folder holding a copy of the repository (repeatable)', collect)
+    .option('--no-hash', 'compare names and sizes only, without reading the files')
+    .action((opts: { mirror?: string[]; hash: boolean }, cmd: Command) => start(cmd, (rt) => checkConsistencyCommand(rt, opts)));
+}
+
+export async function checkConsistencyCommand(rt: Runtime, flags: { mirror?: string[]; hash: boolean }): Promise<number> {
+  const mirrors = (flags.mirror ?? []).map((m) => path.resolve(m));
+  if (mirrors.length === 0) throw new BackupError('INVALID_ARGUMENT', 'check-consistency needs at least one --mirror DIR: a folder holding a copy of the repository');
+  for (const m of mirrors) {
+    if (!fs.existsSync(path.join(m, 'config'))) throw new BackupError('INVALID_ARGUMENT', `${m} does not hold a repository (no config file): give the folder of a copy of the repository`);
+  }
+  const started = Date.now();
+  const startedAt = rt.runContext().now().toISOString();
+  const location = await rt.repoLocation();
+  const primary = await rt.backend();
+  const line = new ProgressLine(rt);
+  try {
+    const report = await checkConsistency(
+      { name: location, backend: primary },
+      mirrors.map((m) => ({ name: m, backend: new LocalBackend(m) })),
+      {
+        hash: flags.hash,
+        signal: rt.abort.signal,
+        onEvent: (e) => line.update(() => `[${formatDuration(line.elapsed())}] ${e.destination}: ${e.done}/${e.total} files  ${formatBytes(e.bytesRead)}  ${formatRate(e.bytesRead, line.elapsed())}`, () => ({ ...e })),
+      },
+    );
+    line.clear();
+    rt.printJson({ type: 'consistency', ...report });
+    rt.print(consistencyText(report).join('\n'));
+    recordHistory(rt, recordOfConsistency(report, startedAt));
+    rt.logOperation({ operation: 'check-consistency', repository: location, outcome: report.consistent ? 'success' : 'partial', durationMs: Date.now() - started, counts: { mirrors: mirrors.length, bytesRead: report.bytesRead } });
+    return report.consistent ? EXIT.ok : EXIT.error;
+  } catch (e) {
+    line.clear();
+    const err = toBackupError(e);
+    rt.logOperation({ operation: 'check-consistency', repository: location, outcome: err.code === 'INTERRUPTED' ? 'interrupted' : 'failure', durationMs: Date.now() - started, errorCode: err.code });
+    throw err;
+  } finally {
+    await primary.close();
+  }
+}
+
+function refs(kind: string, list: readonly FileRef[]): string[] {
+  if (list.length === 0) return [];
+  const out = [`  ${kind} (${list.length}):`];
+  for (const f of list.slice(0, 20)) out.push(`    ${f.type === 'config' ? 'config' : `${f.type}/${f.name}`} (${f.size} bytes)`);
+  if (list.length > 20) out.push(`    … and ${list.length - 20} more (see --json)`);
+  return out;
+}
+
+function destinationText(d: DestinationReport): string[] {
+  const out = [`${d.name}: ${d.consistent ? 'consistent' : 'NOT consistent'} (${d.files} files, ${formatBytes(d.bytes)})`];
+  out.push(...refs('missing here', d.missing), ...refs('extra here', d.extra));
+  if (d.different.length > 0) {
+    out.push(`  different (${d.different.length}):`);
+    for (const f of d.different.slice(0, 20)) out.push(`    ${f.message}`);
+    if (d.different.length > 20) out.push(`    … and ${d.different.length - 20} more (see --json)`);
+  }
+  for (const u of d.unreadable) out.push(`  unreadable: ${u.type}/${u.name}: ${u.message}`);
+  return out;
+}
+
+function consistencyText(r: ConsistencyReport): string[] {
+  const lines = [`primary ${r.primary.name}: ${r.primary.files} files, ${formatBytes(r.primary.bytes)}${r.primary.corrupt.length > 0 ? ` — ${r.primary.corrupt.length} DAMAGED` : ''}`];
+  for (const c of r.primary.corrupt) lines.push(`  ${c.message}`);
+  for (const u of r.primary.unreadable) lines.push(`  unreadable: ${u.type}/${u.name}: ${u.message}`);
+  for (const m of r.mirrors) lines.push(...destinationText(m));
+  lines.push(`${r.hashed ? `read and hashed ${formatBytes(r.bytesRead)}` : 'compared names and sizes only'} in ${formatDuration(r.durationMs)}: ${r.consistent ? 'all copies agree' : 'the copies differ'}`);
+  return lines;
+}

@@ -1,0 +1,25 @@
+/**
+ * What the verification commands share: the registration signature and the verification history file.
+ */
+import type { Command } from 'commander';
+import { appendHistory } from '@backup-manager/verify';
+import type { VerificationRecord } from '@backup-manager/verify';
+import type { Runtime } from '../runtime.ts';
+
+export type StartCommand = (cmd: Command, fn: (rt: Runtime) => Promise<number>) => void;
+
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/** ~/.backup-manager/verify-history.jsonl */
+export function historyFile(rt: Runtime): string {
+  return rt.paths.verifyHistory;
+}
+
+/** Appends a record, telling the user (not failing the command) when the history cannot be written. */
+export function recordHistory(rt: Runtime, record: VerificationRecord): void {
+  try {
+    appendHistory(historyFile(rt), record);
+  } catch (e) {
+    rt.note(`warning: could not append to ${historyFile(rt)}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,474 @@
+/**
+ * The repository check. The structure check proves that every snapshot's tree resolves, that every blob a tree
+ * references is indexed, that every indexed pack exists and that its header (read and authenticated) agrees with
+ * the index. The data check, for the packs a selection picks, downloads each pack whole and lets worker threads
+ * hash it, authenticate its header and open every blob (decrypt, decompress, re-hash against the id).
+ *
+ * Damage never stops the check: each problem becomes a typed finding, streamed as it is found. At the end one walk
+ * over the snapshots' trees maps the damaged blobs to the snapshots and file paths they put at risk, and the summary
+ * carries every finding with those paths. Only a failure to reach the repository at all (listing fails, a lost
+ * connection, an interrupt) ends the check with an error.
+ */
+import { compareTime, cryptoMaterial, isBackupError, listLocks, readPackHeader, shortId } from '@backup-manager/core-archive';
+import type { Id, IndexBlobEntry, Repository, SnapshotDocument, TreeNode } from '@backup-manager/core-archive';
+import { dataFile, isNote } from './findings.ts';
+import type { AffectedSnapshot, CheckCounts, CheckEvent, CheckPhase, CheckSummary, Finding, FindingKind } from './findings.ts';
+import { mapImpact } from './impact.ts';
+import type { SnapshotRef } from './impact.ts';
+import { isDamage, loadIndexTolerant } from './load-index.ts';
+import type { LoadedIndex } from './load-index.ts';
+import type { PackVerdict } from './pack-verify.ts';
+import { VerifyPool, defaultVerifyWorkers } from './pool.ts';
+import { describeSelection, selectPacks } from './subset.ts';
+import type { PackRef, PackSelection } from './subset.ts';
+import { eventStream, mapLimit, throwIfAborted } from './util.ts';
+
+export interface CheckOptions {
+  /** read the data of these packs; leave out for a structure check only */
+  readData?: PackSelection;
+  /** packs downloaded at once (default 4) */
+  concurrency?: number;
+  /** worker threads that decrypt and hash (default: up to 4, one per core); 0 runs on this thread */
+  workers?: number;
+  signal?: AbortSignal;
+  /** random source for percentage and size subsets */
+  random?: () => number;
+  /** paths listed per snapshot in a finding's `affects` (default 50); the rest are counted */
+  maxPathsPerFinding?: number;
+  onEvent?: (e: CheckEvent) => void;
+}
+
+/** Runs the check, reporting events through `options.onEvent`, and resolves with the summary. */
+export async function verifyRepository(repo: Repository, options: CheckOptions = {}): Promise<CheckSummary> {
+  return new Checker(repo, options, (e) => options.onEvent?.(e)).run();
+}
+
+/** The same check as an async iterator of events; the last event is the summary, which is also the return value. */
+export function checkRepository(repo: Repository, options: Omit<CheckOptions, 'onEvent'> = {}): AsyncGenerator<CheckEvent, CheckSummary> {
+  return eventStream<CheckEvent, CheckSummary>((emit) => new Checker(repo, options, emit).run());
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+class Checker {
+  private readonly repo: Repository;
+  private readonly options: CheckOptions;
+  private readonly emit: (e: CheckEvent) => void;
+  private readonly started: Date;
+  private readonly findings: Finding[] = [];
+  /** blobs each finding puts at risk, for the impact walk */
+  private readonly risk = new Map<Finding, Id[]>();
+  private readonly atRisk = new Set<Id>();
+  /** packs that already have a pack-level finding, so that their blobs are not reported again one by one */
+  private readonly packFindings = new Map<Id, Finding>();
+  private readonly blobFindings = new Set<string>();
+  private readonly counts: CheckCounts = {
+    snapshots: 0, indexFiles: 0, indexedPacks: 0, packFiles: 0, trees: 0, files: 0, packsRead: 0, blobsRead: 0, bytesRead: 0,
+  };
+  private readonly packsRead: Id[] = [];
+  private dataMs = 0;
+
+  constructor(repo: Repository, options: CheckOptions, emit: (e: CheckEvent) => void) {
+    this.repo = repo;
+    this.options = options;
+    this.emit = emit;
+    this.started = repo.context.now();
+  }
+
+  private phase(phase: CheckPhase, total?: number): void {
+    this.throwIfAborted();
+    this.emit(total === undefined ? { type: 'phase', phase } : { type: 'phase', phase, total });
+  }
+
+  private throwIfAborted(): void {
+    throwIfAborted(this.options.signal, 'verify');
+  }
+
+  private report(f: Omit<Finding, 'severity'>, atRisk: readonly Id[] = []): Finding {
+    const finding: Finding = { severity: isNote(f.kind) ? 'note' : 'error', ...f } as Finding;
+    this.findings.push(finding);
+    if (atRisk.length > 0) {
+      this.risk.set(finding, [...atRisk]);
+      for (const id of atRisk) this.atRisk.add(id);
+    }
+    if (finding.pack && !isNote(finding.kind) && !finding.blob) this.packFindings.set(finding.pack, finding);
+    if (finding.blob) this.blobFindings.add(`${finding.pack ?? ''}:${finding.blob}`);
+    this.emit({ type: 'finding', finding });
+    return finding;
+  }
+
+  async run(): Promise<CheckSummary> {
+    const t0 = Date.now();
+    await this.checkLocks();
+    this.phase('index');
+    const index = await loadIndexTolerant(this.repo);
+    this.counts.indexFiles = index.files.length;
+    this.counts.indexedPacks = index.packs.size;
+    for (const u of index.unreadable) {
+      this.report({
+        kind: 'unreadable-index', file: `index/${u.id}`, index: u.id,
+        message: `index file ${shortId(u.id)} is damaged (${u.message}): the packs it lists look unindexed and their blobs missing. Run \`bam repair index\` to rebuild the index from the pack headers`,
+      });
+    }
+    const packFiles = await this.listPacks();
+    const present = this.checkPackPresence(index, packFiles);
+    const selected = this.options.readData ? selectPacks(present, this.options.readData, this.options.random) : [];
+    const readIds = new Set(selected.map((p) => p.id));
+    await this.checkHeaders(index, present.filter((p) => !readIds.has(p.id)));
+    const snapshots = await this.loadSnapshots();
+    await this.walkTrees(snapshots);
+    if (this.options.readData) await this.readData(index, selected);
+    await this.attachImpact(snapshots);
+    return this.summary(snapshots, Date.now() - t0);
+  }
+
+  // ---- locks -------------------------------------------------------------------------------------------------
+
+  private async checkLocks(): Promise<void> {
+    this.phase('locks');
+    for (const l of await listLocks(this.repo)) {
+      if (!l.stale) continue;
+      const who = l.doc ? `${l.doc.operation} of ${l.doc.username}@${l.doc.hostname} (pid ${l.doc.pid}) since ${l.doc.time}` : 'an unreadable lock file';
+      this.report({
+        kind: 'stale-lock', file: `locks/${l.id}`, lock: l.id,
+        message: `lock ${shortId(l.id)} is stale (${l.reason}): ${who}. It blocks nothing that runs on this host; remove it with \`bam unlock\``,
+      });
+    }
+  }
+
+  // ---- packs -------------------------------------------------------------------------------------------------
+
+  private async listPacks(): Promise<Map<Id, number>> {
+    this.phase('packs');
+    const packs = new Map<Id, number>();
+    for await (const f of this.repo.backend.list('data')) packs.set(f.name, f.size);
+    this.counts.packFiles = packs.size;
+    return packs;
+  }
+
+  /** Reports indexed packs that are missing and pack files that no index lists; returns the indexed packs present. */
+  private checkPackPresence(index: LoadedIndex, packFiles: Map<Id, number>): PackRef[] {
+    const present: PackRef[] = [];
+    for (const [packId, blobs] of [...index.packs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      const size = packFiles.get(packId);
+      if (size !== undefined) {
+        present.push({ id: packId, size });
+        continue;
+      }
+      const trees = blobs.filter((b) => b.type === 'tree').length;
+      this.report(
+        {
+          kind: 'missing-pack', file: dataFile(packId), pack: packId, blobsAtRisk: blobs.length,
+          message: `pack ${shortId(packId)} is listed by the index but missing from data/: its ${plural(blobs.length, 'blob')}${trees > 0 ? ` (${trees} of them directory listings)` : ''} are lost. Copy the file back from a mirror if one has it (\`bam check-consistency\`); otherwise run \`bam repair index\`, then \`bam repair snapshots\``,
+        },
+        blobs.map((b) => b.id),
+      );
+    }
+    for (const [packId, size] of [...packFiles].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      if (index.packs.has(packId)) continue;
+      this.report({
+        kind: 'orphan-pack', file: dataFile(packId), pack: packId,
+        message: `pack ${shortId(packId)} (${size} bytes) is in data/ but no index lists it: a leftover of an interrupted backup, or its index file was lost. \`bam repair index\` indexes it again; \`bam prune\` removes it when nothing uses it`,
+      });
+    }
+    return present;
+  }
+
+  private async checkHeaders(index: LoadedIndex, packs: PackRef[]): Promise<void> {
+    this.phase('packs', packs.length);
+    const key = cryptoMaterial(this.repo).key;
+    let done = 0;
+    await mapLimit(packs, 8, async (p) => {
+      this.throwIfAborted();
+      const blobs = index.packs.get(p.id) ?? [];
+      try {
+        const header = await readPackHeader((offset, length) => this.repo.backend.load({ type: 'data', name: p.id }, offset, length), p.size, key, p.id);
+        this.compareWithHeader(p.id, blobs, header);
+      } catch (e) {
+        this.packReadFailed(p, blobs, e, 'header');
+      }
+      done++;
+      this.emit({ type: 'progress', phase: 'packs', done, total: packs.length, bytesRead: 0 });
+    });
+  }
+
+  /** A pack (or its header) could not be read: name the reason as precisely as the error allows. */
+  private packReadFailed(p: PackRef, blobs: IndexBlobEntry[], e: unknown, what: 'header' | 'data'): void {
+    this.throwIfAborted();
+    const code = isBackupError(e) ? e.code : undefined;
+    if (code === 'INTERRUPTED') throw e;
+    const ids = blobs.map((b) => b.id);
+    if (code === 'NOT_FOUND') {
+      this.report(
+        { kind: 'missing-pack', file: dataFile(p.id), pack: p.id, blobsAtRisk: blobs.length, message: `pack ${shortId(p.id)} disappeared while it was checked: its ${plural(blobs.length, 'blob')} are lost unless it comes back. Is another program deleting files?` },
+        ids,
+      );
+    } else if (code === 'CORRUPT' || code === 'INVALID_RANGE' || code === undefined) {
+      this.report(
+        {
+          kind: 'corrupt-pack-header', file: dataFile(p.id), pack: p.id, blobsAtRisk: blobs.length,
+          message: `pack ${shortId(p.id)} (${p.size} bytes) has a damaged header (${errorText(e)}), so it cannot be re-indexed and its ${plural(blobs.length, 'blob')} are at risk. Run \`bam verify --read-data\` to see which blobs are still readable`,
+        },
+        ids,
+      );
+    } else {
+      this.report(
+        { kind: 'unreadable-pack', file: dataFile(p.id), pack: p.id, blobsAtRisk: blobs.length, message: `pack ${shortId(p.id)} cannot be read (${errorText(e)}): its ${what} could not be checked. Check the disk or the destination, then run \`bam verify\` again` },
+        ids,
+      );
+    }
+  }
+
+  /** Reports the index entries of a pack that its authenticated header does not confirm. */
+  private compareWithHeader(packId: Id, indexed: readonly IndexBlobEntry[], header: readonly IndexBlobEntry[]): void {
+    const byId = new Map(header.map((h) => [h.id, h]));
+    const wrong: { entry: IndexBlobEntry; why: string }[] = [];
+    for (const e of indexed) {
+      const h = byId.get(e.id);
+      if (!h) wrong.push({ entry: e, why: 'the pack does not hold it' });
+      else if (h.type !== e.type) wrong.push({ entry: e, why: `the header says ${h.type}, the index ${e.type}` });
+      else if (h.offset !== e.offset || h.length !== e.length || h.rawLength !== e.rawLength) {
+        wrong.push({ entry: e, why: `the header places it at ${h.offset}+${h.length} (raw ${h.rawLength}), the index at ${e.offset}+${e.length} (raw ${e.rawLength})` });
+      }
+    }
+    if (wrong.length === 0) return;
+    const first = wrong[0]!;
+    this.report(
+      {
+        kind: 'index-mismatch', file: dataFile(packId), pack: packId, blobsAtRisk: wrong.length,
+        message: `the index disagrees with the header of pack ${shortId(packId)} about ${plural(wrong.length, 'blob')} (e.g. ${first.entry.type} blob ${shortId(first.entry.id)}: ${first.why}), so reading them fails. Run \`bam repair index\` to rebuild the index from the pack headers`,
+      },
+      wrong.map((w) => w.entry.id),
+    );
+  }
+
+  // ---- snapshots and trees -----------------------------------------------------------------------------------
+
+  private async loadSnapshots(): Promise<SnapshotRef[]> {
+    this.phase('snapshots');
+    const ids = await this.repo.listIds('snapshots');
+    const out = await mapLimit(ids, 8, async (id): Promise<SnapshotRef | undefined> => {
+      this.throwIfAborted();
+      try {
+        return { id, snapshot: await this.repo.loadSnapshot(id) };
+      } catch (e) {
+        if (!isDamage(e)) throw e;
+        this.report({
+          kind: 'unreadable-snapshot', file: `snapshots/${id}`, snapshot: id,
+          message: `snapshot ${shortId(id)} is damaged (${errorText(e)}): it cannot be restored, and which files it held is unknown. Other snapshots are not affected; remove this one with \`bam forget ${shortId(id)}\` once you have checked them`,
+        });
+        return undefined;
+      }
+    });
+    const readable = out.filter((s): s is SnapshotRef => s !== undefined);
+    readable.sort((a, b) => compareTime(a.snapshot.time, b.snapshot.time) || (a.id < b.id ? -1 : 1));
+    this.counts.snapshots = ids.length;
+    return readable;
+  }
+
+  /** Walks every distinct tree once: each must load, and every blob it references must be indexed. */
+  private async walkTrees(snapshots: readonly SnapshotRef[]): Promise<void> {
+    this.phase('trees');
+    const visited = new Set<Id>();
+    const stack: Id[] = snapshots.map((s) => s.snapshot.tree).reverse();
+    const index = this.repo.index;
+    while (stack.length > 0) {
+      const treeId = stack.pop()!;
+      if (visited.has(treeId)) continue;
+      visited.add(treeId);
+      this.throwIfAborted();
+      this.counts.trees++;
+      if ((this.counts.trees & 255) === 0) this.emit({ type: 'progress', phase: 'trees', done: this.counts.trees, total: 0, bytesRead: 0 });
+      const loc = index.lookup(treeId);
+      if (!loc) {
+        this.missingBlob('tree', treeId);
+        continue;
+      }
+      let nodes: TreeNode[];
+      try {
+        nodes = (await this.repo.loadTree(treeId)).nodes;
+      } catch (e) {
+        if (!isDamage(e)) throw e;
+        // A missing pack, a damaged header or a wrong index entry was reported already with this blob at risk.
+        if (this.atRisk.has(treeId)) continue;
+        this.report(
+          {
+            kind: 'corrupt-blob', file: dataFile(loc.packId), pack: loc.packId, blob: treeId, blobType: 'tree',
+            message: `directory listing (tree blob ${shortId(treeId)}) in pack ${shortId(loc.packId)} cannot be read (${errorText(e)}): everything below the directories that use it is lost. Run \`bam repair snapshots\` to keep the rest of the affected snapshots`,
+          },
+          [treeId],
+        );
+        continue;
+      }
+      for (const node of nodes) {
+        if (node.type === 'dir' && node.subtree) {
+          if (!visited.has(node.subtree)) stack.push(node.subtree);
+        } else if (node.type === 'file') {
+          this.counts.files++;
+          for (const c of node.content ?? []) if (!index.has(c)) this.missingBlob('data', c);
+        }
+      }
+    }
+  }
+
+  private missingBlob(type: 'data' | 'tree', id: Id): void {
+    if (this.blobFindings.has(`:${id}`)) return;
+    this.report(
+      {
+        kind: 'missing-blob', blob: id, blobType: type,
+        message: type === 'tree'
+          ? `directory listing (tree blob ${shortId(id)}) is not in any index: everything below the directories that use it cannot be restored. If \`bam verify\` also shows orphan packs, \`bam repair index\` may bring it back; otherwise \`bam repair snapshots\` keeps the rest`
+          : `data blob ${shortId(id)} is not in any index: the files that use it cannot be restored. If \`bam verify\` also shows orphan packs, \`bam repair index\` may bring it back; otherwise \`bam repair snapshots\` keeps the rest`,
+      },
+      [id],
+    );
+  }
+
+  // ---- data --------------------------------------------------------------------------------------------------
+
+  private async readData(index: LoadedIndex, packs: PackRef[]): Promise<void> {
+    this.phase('data', packs.length);
+    const t0 = Date.now();
+    const pool = new VerifyPool(cryptoMaterial(this.repo).key, this.options.workers ?? defaultVerifyWorkers());
+    let done = 0;
+    try {
+      await mapLimit(packs, Math.max(1, this.options.concurrency ?? 4), async (p) => {
+        this.throwIfAborted();
+        const blobs = index.packs.get(p.id) ?? [];
+        let bytes: Uint8Array;
+        try {
+          bytes = await this.repo.backend.load({ type: 'data', name: p.id });
+        } catch (e) {
+          this.packReadFailed(p, blobs, e, 'data');
+          return;
+        }
+        this.counts.bytesRead += bytes.byteLength;
+        this.counts.packsRead++;
+        this.packsRead.push(p.id);
+        const verdict = await pool.verifyPack({ packId: p.id, bytes, blobs });
+        this.counts.blobsRead += verdict.blobsChecked;
+        this.judge(p, blobs, verdict);
+        done++;
+        this.emit({ type: 'progress', phase: 'data', done, total: packs.length, bytesRead: this.counts.bytesRead });
+      });
+    } finally {
+      await pool.close();
+      this.dataMs = Date.now() - t0;
+    }
+    this.packsRead.sort();
+  }
+
+  private judge(p: PackRef, blobs: IndexBlobEntry[], v: PackVerdict): void {
+    const before = this.findings.length;
+    if (!v.header.ok) {
+      if (!this.packFindings.has(p.id)) {
+        this.report({
+          kind: 'corrupt-pack-header', file: dataFile(p.id), pack: p.id, blobsAtRisk: v.bad.length,
+          message: `pack ${shortId(p.id)} (${p.size} bytes) has a damaged header (${v.header.message}): it cannot be re-indexed. ${v.bad.length === 0 ? `All ${plural(blobs.length, 'blob')} the index places in it are still readable` : `${plural(v.bad.length, 'blob')} of ${blobs.length} are unreadable (reported below)`}`,
+        });
+      }
+    } else {
+      this.compareWithHeader(p.id, blobs, v.header.blobs);
+    }
+    for (const b of v.bad) {
+      if (this.blobFindings.has(`${p.id}:${b.id}`)) continue;
+      const what = b.type === 'tree' ? `directory listing (tree blob ${shortId(b.id)})` : `data blob ${shortId(b.id)}`;
+      const detail = b.reason === 'outside-pack' ? `${b.message}: the pack is truncated` : b.reason === 'hash-mismatch' ? b.message : `it fails authentication or decoding: ${b.message}`;
+      this.report(
+        {
+          kind: 'corrupt-blob', file: dataFile(p.id), pack: p.id, blob: b.id, blobType: b.type,
+          message: `${what} in pack ${shortId(p.id)} at offset ${b.offset} is damaged (${detail}). Restore the pack from a mirror if one has a good copy (\`bam check-consistency\`); otherwise \`bam repair snapshots --read-data\` keeps the rest of the affected snapshots`,
+        },
+        [b.id],
+      );
+    }
+    if (!v.hashMatches && this.findings.length === before) {
+      this.report({
+        kind: 'corrupt-pack-header', file: dataFile(p.id), pack: p.id, blobsAtRisk: 0,
+        message: `pack ${shortId(p.id)}'s content does not match its name (SHA-256), although its header and every indexed blob authenticate: bytes outside the indexed blobs changed. Nothing is lost; copy the pack from a mirror if one has a good copy`,
+      });
+    }
+  }
+
+  // ---- impact and summary ------------------------------------------------------------------------------------
+
+  private async attachImpact(snapshots: readonly SnapshotRef[]): Promise<void> {
+    const damaged = this.atRisk;
+    if (damaged.size === 0) return;
+    this.phase('impact');
+    let trees = 0;
+    const impact = await mapImpact(this.repo, snapshots, damaged, {
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
+      onTree: () => {
+        trees++;
+        if ((trees & 255) === 0) this.emit({ type: 'progress', phase: 'impact', done: trees, total: this.counts.trees, bytesRead: 0 });
+      },
+    });
+    const byId = new Map<Id, SnapshotDocument>(snapshots.map((s) => [s.id, s.snapshot]));
+    const order = new Map<Id, number>(snapshots.map((s, i) => [s.id, i]));
+    const limit = this.options.maxPathsPerFinding ?? 50;
+    for (const [finding, ids] of this.risk) {
+      const perSnapshot = new Map<Id, Set<string>>();
+      for (const id of ids) {
+        for (const { snapshot, path } of impact.get(id) ?? []) {
+          let set = perSnapshot.get(snapshot);
+          if (!set) {
+            set = new Set();
+            perSnapshot.set(snapshot, set);
+          }
+          set.add(path);
+        }
+      }
+      const affects: AffectedSnapshot[] = [...perSnapshot]
+        .sort((a, b) => order.get(a[0])! - order.get(b[0])!)
+        .map(([id, paths]) => {
+          const s = byId.get(id)!;
+          const sorted = [...paths].sort();
+          return { snapshot: id, time: s.time, hostname: s.hostname, sources: s.paths, paths: sorted.slice(0, limit), morePaths: Math.max(0, sorted.length - limit) };
+        });
+      finding.affects = affects;
+    }
+  }
+
+  private summary(snapshots: readonly SnapshotRef[], durationMs: number): CheckSummary {
+    const byKind: Partial<Record<FindingKind, number>> = {};
+    let errors = 0;
+    let notes = 0;
+    for (const f of this.findings) {
+      byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
+      if (f.severity === 'error') errors++;
+      else notes++;
+    }
+    const newest = new Map<string, SnapshotRef>();
+    for (const s of snapshots) newest.set(sourceKey(s.snapshot), s);
+    const summary: CheckSummary = {
+      repository: this.repo.location,
+      repositoryId: this.repo.config.id,
+      startedAt: this.started.toISOString(),
+      durationMs,
+      healthy: errors === 0,
+      dataScope: describeSelection(this.options.readData),
+      packsRead: this.packsRead,
+      counts: this.counts,
+      errors,
+      notes,
+      byKind,
+      findings: this.findings,
+      newestSnapshots: [...newest.values()].map((s) => s.id),
+      throughputBytesPerSec: this.dataMs > 0 ? Math.round((this.counts.bytesRead * 1000) / this.dataMs) : 0,
+    };
+    this.emit({ type: 'summary', summary });
+    return summary;
+  }
+}
+
+/** What makes snapshots "the same source": host and the set of backed-up paths. */
+export function sourceKey(s: Pick<SnapshotDocument, 'hostname' | 'paths'>): string {
+  return `${s.hostname}\u0000${[...s.paths].sort().join('\u0000')}`;
+}
