@@ -4,6 +4,7 @@
  * comparison honest: reading a step's input right before timing it (this machine drops file pages untouched for
  * about a minute), and the commands for bam and restic with the same password, from the environment, and defaults.
  */
+import type { ChildProcess } from 'node:child_process';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,10 @@ export type Timed = {
   userS: number;
   sysS: number;
   maxRssKB: number;
+  /** Bytes the command read from and wrote to the storage layer (GNU time's "File system inputs/outputs", 512-byte
+   *  blocks): reads that missed the page cache, and write-back. */
+  diskReadBytes: number;
+  diskWriteBytes: number;
   exitCode: number;
   signal: string | null;
   /** The last 256 KiB of each stream. */
@@ -29,10 +34,26 @@ export type Timed = {
 
 const KEEP_OUTPUT = 256 * 1024;
 
+/** Measured commands still running, so that an interrupted benchmark can stop exactly the processes it started. */
+export const activeChildren = new Set<ChildProcess>();
+
 /** The 1-, 5- and 15-minute load averages. */
 export function loadAverage(): [number, number, number] {
   const [a = 0, b = 0, c = 0] = os.loadavg();
   return [a, b, c];
+}
+
+/** Sends `signal` to the process group of each measured command still running (only the ones this run started). */
+export function stopChildren(signal: NodeJS.Signals = 'SIGTERM'): void {
+  for (const child of activeChildren) {
+    if (child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
 }
 
 function tail(chunks: Buffer[]): string {
@@ -47,12 +68,18 @@ export function runPlain(cmd: string, args: readonly string[], env: NodeJS.Proce
   return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 
-function parseGnuTime(text: string): { userS: number; sysS: number; maxRssKB: number } {
+function parseGnuTime(text: string): { userS: number; sysS: number; maxRssKB: number; diskReadBytes: number; diskWriteBytes: number } {
   const num = (label: string): number => {
     const m = new RegExp(`${label}[^:]*:\\s*([0-9.]+)`).exec(text);
     return m?.[1] === undefined ? Number.NaN : Number(m[1]);
   };
-  return { userS: num('User time'), sysS: num('System time'), maxRssKB: num('Maximum resident set size') };
+  return {
+    userS: num('User time'),
+    sysS: num('System time'),
+    maxRssKB: num('Maximum resident set size'),
+    diskReadBytes: num('File system inputs') * 512,
+    diskWriteBytes: num('File system outputs') * 512,
+  };
 }
 
 /** Runs `cmd` under `/usr/bin/time -v` and returns its wall time, CPU, peak RSS, exit and output. */
@@ -61,7 +88,13 @@ export async function runTimed(cmd: string, args: readonly string[], env: NodeJS
   const load1Before = loadAverage()[0];
   const startedAt = new Date().toISOString();
   const started = process.hrtime.bigint();
-  const child = spawn('/usr/bin/time', ['-v', '-o', timeFile, cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('/usr/bin/time', ['-v', '-o', timeFile, cmd, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so that stopping it (stopChildren) reaches the tool under `time` and nothing else.
+    detached: true,
+  });
+  activeChildren.add(child);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let outBytes = 0;
@@ -80,7 +113,7 @@ export async function runTimed(cmd: string, args: readonly string[], env: NodeJS
   const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (c, s) => resolve({ code: c, signal: s }));
-  });
+  }).finally(() => activeChildren.delete(child));
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
   const load1After = loadAverage()[0];
   let timeText = '';
@@ -110,7 +143,7 @@ export async function runTimed(cmd: string, args: readonly string[], env: NodeJS
  * Reads every regular file under each path once (untimed), so that the step that follows starts with its input
  * in the page cache, the same for both tools. Returns what was read and how long it took.
  */
-export async function prewarm(paths: readonly string[]): Promise<{ bytes: number; files: number; seconds: number }> {
+export async function prewarm(paths: readonly string[]): Promise<{ bytes: number; files: number; seconds: number; list: string[] }> {
   const started = performance.now();
   const files: string[] = [];
   const walk = (p: string): void => {
@@ -121,7 +154,8 @@ export async function prewarm(paths: readonly string[]): Promise<{ bytes: number
       return;
     }
     if (st.isFile()) files.push(p);
-    else if (st.isDirectory()) for (const name of fs.readdirSync(p)) walk(path.join(p, name));
+    // Sorted, like the tools walk: the file a tool reads last is also among the last warmed.
+    else if (st.isDirectory()) for (const name of fs.readdirSync(p).sort()) walk(path.join(p, name));
   };
   for (const p of paths) walk(p);
   let bytes = 0;
@@ -134,7 +168,32 @@ export async function prewarm(paths: readonly string[]): Promise<{ bytes: number
       // a file that vanished (a lock) is not part of the input
     }
   });
-  return { bytes, files: files.length, seconds: (performance.now() - started) / 1000 };
+  return { bytes, files: files.length, seconds: (performance.now() - started) / 1000, list: files };
+}
+
+const hasFincore = runPlain('sh', ['-c', 'command -v fincore']).code === 0;
+
+/**
+ * The fraction of the files' bytes now in the page cache (util-linux `fincore`, which uses mincore(2) and does not
+ * touch the pages), or NaN without fincore. Taken before and after each measured step: a drop means pages were
+ * evicted while the tool ran, so part of its input came from the disk.
+ */
+export function residentFraction(files: readonly string[]): number {
+  if (!hasFincore || files.length === 0) return Number.NaN;
+  let resident = 0;
+  let size = 0;
+  for (let i = 0; i < files.length; i += 1000) {
+    const r = runPlain('fincore', ['-b', '-n', '-o', 'RES,SIZE', ...files.slice(i, i + 1000)]);
+    for (const line of r.stdout.split('\n')) {
+      const [res, total] = line.trim().split(/\s+/).map(Number);
+      if (res !== undefined && total !== undefined && Number.isFinite(res) && Number.isFinite(total)) {
+        // fincore counts whole pages; a file's resident bytes cannot exceed its size.
+        resident += Math.min(res, total);
+        size += total;
+      }
+    }
+  }
+  return size > 0 ? resident / size : Number.NaN;
 }
 
 /** Where one tool's repository and its local state (bam's home, restic's cache) live for one measurement. */

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// Launcher for `bam`. It must run on any Node: when this Node is older than 22, it re-runs the CLI with the
-// project-local Node 24 that scripts/ensure-node.sh provisions (if there is one), else says what to install.
+// Launcher for `bam`. It runs on any Node and starts the CLI (dist/main.js) in a child Node >= 22 with the settings
+// that keep memory flat during long backups, which a running process cannot set for itself:
+// - a small V8 young generation, so short-lived chunk buffers are collected soon;
+// - glibc's mmap threshold fixed at 128 KiB, so freed multi-megabyte buffers go back to the system instead of
+//   staying in malloc's heap (its dynamic threshold otherwise climbs and keeps them).
+// When this Node is older than 22, the child is the project-local Node 24 that scripts/ensure-node.sh provisions.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const entry = join(here, '..', 'dist', 'main.js');
@@ -24,19 +28,29 @@ if (!existsSync(entry)) {
   process.exit(1);
 }
 
-if (major >= 22) {
-  await import(pathToFileURL(entry).href);
-} else {
-  const node = process.env.BACKUP_MANAGER_NODE || localNode();
-  if (!node) {
-    process.stderr.write(`bam needs Node.js 22 or newer; this is ${process.version}. Install Node 24 LTS (or run scripts/ensure-node.sh in the repository) and retry.\n`);
-    process.exit(1);
-  }
-  const child = spawn(node, [entry, ...process.argv.slice(2)], { stdio: 'inherit' });
-  // Ctrl-C reaches the child through the terminal's process group; the child decides how to stop.
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { if (sig !== 'SIGINT') child.kill(sig); });
-  child.on('exit', (code, signal) => {
-    if (signal) process.kill(process.pid, signal);
-    else process.exit(code ?? 1);
-  });
+const node = major >= 22 ? process.execPath : process.env.BACKUP_MANAGER_NODE || localNode();
+if (!node) {
+  process.stderr.write(`bam needs Node.js 22 or newer; this is ${process.version}. Install Node 24 LTS (or run scripts/ensure-node.sh in the repository) and retry.\n`);
+  process.exit(1);
 }
+const env = { ...process.env, BAM_LAUNCHER_FD: '3' };
+env.MALLOC_MMAP_THRESHOLD_ ??= '131072';
+// fd 3 is a pipe the child watches: if this process dies, even by SIGKILL, the pipe closes and the child stops at
+// once instead of running on unseen.
+const child = spawn(node, ['--max-semi-space-size=2', entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });
+// Ctrl-C reaches the child through the terminal's process group and the child stops cleanly; this process only
+// waits. Signals sent to this process alone (kill, a service manager) are passed on.
+process.on('SIGINT', () => {});
+for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+child.on('error', (e) => {
+  process.stderr.write(`bam: cannot start ${node}: ${e.message}\n`);
+  process.exit(1);
+});
+child.on('exit', (code, signal) => {
+  if (signal) {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  } else {
+    process.exit(code ?? 1);
+  }
+});

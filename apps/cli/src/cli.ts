@@ -4,7 +4,9 @@
  * CLI can run in-process in tests.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, InvalidValueError } from '@backup-manager/config';
 import { BackupError, PROGRAM_VERSION, toBackupError } from '@backup-manager/core-archive';
+import { registerAuthCommand } from './commands/auth.ts';
 import { backupCommand } from './commands/backup.ts';
 import { configValidateCommand } from './commands/config.ts';
 import { dumpCommand } from './commands/dump.ts';
@@ -14,10 +16,11 @@ import { keyCommand, unlockCommand } from './commands/key.ts';
 import { lsCommand } from './commands/ls.ts';
 import { restoreCommand } from './commands/restore.ts';
 import { snapshotsCommand } from './commands/snapshots.ts';
+import { registerSyncCommand } from './commands/sync.ts';
 import { registerVerifyCommands } from './commands/verify.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import { Runtime } from './runtime.ts';
-import type { GlobalOptions, Streams } from './runtime.ts';
+import type { GlobalOptions, OperationLogEntry, Streams } from './runtime.ts';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -38,19 +41,38 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     const rt = new Runtime(cmd.optsWithGlobals<GlobalOptions>(), env, streams);
     runtime = rt;
     if (interrupted) rt.abort.abort();
-    result = fn(rt);
+    const started = Date.now();
+    // Every operation leaves a line in backup.log: commands that log their own (with snapshot and counts) do; for
+    // the others, and for failures before a command got to log, this records the outcome.
+    const logOutcome = (outcome: OperationLogEntry['outcome'], errorCode?: string): void => {
+      if (rt.operationsLogged > 0) return;
+      rt.logOperation({ operation: commandPath(cmd), ...(rt.resolvedRepository ? { repository: rt.resolvedRepository } : {}), outcome, durationMs: Date.now() - started, ...(errorCode ? { errorCode } : {}) });
+    };
+    result = fn(rt).then(
+      (code) => {
+        logOutcome(code === EXIT.ok ? 'success' : code === EXIT.partial ? 'partial' : code === EXIT.interrupted ? 'interrupted' : 'failure');
+        return code;
+      },
+      (e: unknown) => {
+        const err = asBackupError(e);
+        logOutcome(err.code === 'INTERRUPTED' ? 'interrupted' : 'failure', err.code);
+        throw err;
+      },
+    );
   };
 
   program
     .name('bam')
     .description('Backup Automation Manager: encrypted, deduplicated, verified backups.\nState lives in ~/.backup-manager (BACKUP_MANAGER_HOME).')
     .version(PROGRAM_VERSION, '-V, --version')
-    .option('-r, --repo <location>', 'repository folder (default: $BACKUP_MANAGER_REPO, the config\'s local destination, or ~/.backup-manager/backups)')
+    .option('-r, --repo <location>', 'repository: a folder, or gdrive:<folder>, dropbox:/<folder>, onedrive:<folder> (default: $BACKUP_MANAGER_REPO, the config\'s local destination, or ~/.backup-manager/backups)')
     .option('--password-file <file>', 'read the repository password from a file')
     .option('--password-command <command>', 'run a command that prints the repository password')
     .option('--json', 'machine-readable output: JSON documents, JSON lines for progress')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--host <name>', 'host name to record in snapshots and to match parents (default: this machine\'s)')
+    .option('--limit-upload <KiB/s>', 'limit uploads to each cloud repository or destination to this rate')
+    .option('--limit-download <KiB/s>', 'limit downloads from each cloud repository or destination to this rate')
     .showHelpAfterError('(run `bam --help` or `bam <command> --help` for usage)')
     .exitOverride()
     .configureOutput({
@@ -153,6 +175,9 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
 
   registerVerifyCommands(program, start);
 
+  registerAuthCommand(program, start);
+  registerSyncCommand(program, start);
+
   const done = (async (): Promise<number> => {
     try {
       program.parse(argv, { from: 'user' });
@@ -169,7 +194,7 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     try {
       return await result;
     } catch (e) {
-      const err = toBackupError(e);
+      const err = asBackupError(e);
       const rt = runtime;
       if (rt?.json) rt.printJson({ type: 'error', code: err.code, message: err.message, ...(err.subject ? { subject: err.subject } : {}) });
       streams.stderr.write(`bam: ${err.message}${err.code === 'INTERNAL' && err.cause instanceof Error && err.cause.stack ? `\n${err.cause.stack}` : ''}\n`);
@@ -184,4 +209,27 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
       runtime?.abort.abort();
     },
   };
+}
+
+/** `key list` for the command `bam key list`: the name backup.log records. */
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/**
+ * Errors from outside the engine, as BackupErrors: a bad flag value is a usage error, a file-system error (a
+ * password or exclude file that cannot be read, a target that cannot be made) is an IO error with Node's message,
+ * which names the file. Only what is left is INTERNAL, the one kind printed with a stack trace.
+ */
+function asBackupError(e: unknown): BackupError {
+  if (e instanceof BackupError) return e;
+  if (e instanceof InvalidValueError) return new BackupError('INVALID_ARGUMENT', e.message, { cause: e });
+  if (e instanceof ConfigError) return new BackupError(e.code === 'IO' ? 'IO' : 'CONFIG_INVALID', e.message, { cause: e, subject: e.path });
+  const errno = e as NodeJS.ErrnoException | null;
+  if (errno instanceof Error && typeof errno.code === 'string' && typeof errno.syscall === 'string') {
+    return new BackupError('IO', errno.message, { cause: e, ...(errno.path ? { subject: errno.path } : {}) });
+  }
+  return toBackupError(e);
 }

@@ -41,3 +41,13 @@ export function table(header: string[], rows: string[][]): string {
   const sep = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(header), sep, ...rows.map(line), sep].join('\n');
 }
+
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * A file name or path as one line of terminal text, like `ls -b`: control characters and backslashes escaped, so a
+ * name with a newline cannot forge a second line (or an escape sequence reach the terminal).
+ */
+export function printable(text: string): string {
+  return text.replace(/[\\\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

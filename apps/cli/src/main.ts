@@ -2,7 +2,23 @@
  * Process entry of `bam`: wires runCli to the real process, turns the first Ctrl-C into a clean stop (locks
  * released, nothing half-written referenced) and a second one into an immediate exit.
  */
+import net from 'node:net';
 import { runCli } from './cli.ts';
+
+// Started by bin/bam.mjs: when the launcher is gone (killed), go too, as abruptly as it went.
+const launcherFd = Number(process.env.BAM_LAUNCHER_FD);
+delete process.env.BAM_LAUNCHER_FD;
+if (Number.isInteger(launcherFd) && launcherFd > 2) {
+  try {
+    const watch = new net.Socket({ fd: launcherFd, readable: true, writable: false });
+    watch.on('close', () => process.kill(process.pid, 'SIGKILL'));
+    watch.on('error', () => undefined);
+    watch.resume();
+    watch.unref();
+  } catch {
+    // Not a pipe (started some other way): nothing to watch.
+  }
+}
 
 const run = runCli(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
 let signals = 0;

@@ -12,6 +12,7 @@ import { ConfigError, expandTilde, loadConfig, resolveHome, statePaths } from '@
 import type { Config, StatePaths } from '@backup-manager/config';
 import { BackupError, LocalBackend, Repository, defaultContext, lockRepository } from '@backup-manager/core-archive';
 import type { Backend, HeldLock, RunContext } from '@backup-manager/core-archive';
+import { firstEnabledCloud, openCloudRepository, parseCloudLocation } from './destinations.ts';
 
 const DEFAULT_LOCAL_PATH = '~/.backup-manager/backups';
 
@@ -22,6 +23,9 @@ export interface GlobalOptions {
   json?: boolean;
   quiet?: boolean;
   host?: string;
+  /** --limit-upload / --limit-download, KiB/s, for cloud repositories and destinations */
+  limitUpload?: string;
+  limitDownload?: string;
 }
 
 export interface Streams {
@@ -33,6 +37,8 @@ export interface Streams {
 export interface OperationLogEntry {
   operation: string;
   repository?: string;
+  /** `sync`: the destination copied to; `auth`: the provider signed in to */
+  destination?: string;
   snapshot?: string;
   outcome: 'success' | 'partial' | 'failure' | 'interrupted';
   counts?: Record<string, number>;
@@ -49,6 +55,10 @@ export class Runtime {
   readonly abort = new AbortController();
   private configCache: Config | undefined;
   private context: RunContext | undefined;
+  /** the repository location, once a command has asked for it (for backup.log) */
+  resolvedRepository: string | undefined;
+  /** how many lines this run appended to backup.log */
+  operationsLogged = 0;
 
   constructor(options: GlobalOptions, env: NodeJS.ProcessEnv, streams: Streams) {
     this.options = options;
@@ -83,19 +93,33 @@ export class Runtime {
     return this.configCache;
   }
 
-  /** --repo, BACKUP_MANAGER_REPO, the config's local destination, or ~/.backup-manager/backups. */
+  /**
+   * --repo, BACKUP_MANAGER_REPO (a folder, or `<gdrive|dropbox|onedrive>:<folder>`), the config's local destination,
+   * the first enabled cloud destination when the local one is disabled, or ~/.backup-manager/backups.
+   */
   async repoLocation(): Promise<string> {
+    this.resolvedRepository = await this.findRepoLocation();
+    return this.resolvedRepository;
+  }
+
+  private async findRepoLocation(): Promise<string> {
     const given = this.options.repo ?? this.env.BACKUP_MANAGER_REPO;
-    if (given !== undefined && given.trim() !== '') return path.resolve(expandTilde(given.trim(), os.homedir()));
+    if (given !== undefined && given.trim() !== '') return parseCloudLocation(given)?.location ?? path.resolve(expandTilde(given.trim(), os.homedir()));
     const config = await this.config();
+    if (config.destinations.local.enabled) return this.localPath(config);
+    return firstEnabledCloud(config) ?? this.paths.backups;
+  }
+
+  /** The local destination's folder; its default, ~/.backup-manager/backups, follows BACKUP_MANAGER_HOME. */
+  localPath(config: Config): string {
     const local = config.destinations.local;
-    // The schema's default names ~/.backup-manager; it follows BACKUP_MANAGER_HOME like every other state file.
-    if (local.enabled && local.path !== DEFAULT_LOCAL_PATH) return path.resolve(expandTilde(local.path, os.homedir()));
-    return this.paths.backups;
+    return local.path !== DEFAULT_LOCAL_PATH ? path.resolve(expandTilde(local.path, os.homedir())) : this.paths.backups;
   }
 
   async backend(create = false): Promise<Backend> {
     const location = await this.repoLocation();
+    const cloud = parseCloudLocation(location);
+    if (cloud !== undefined) return openCloudRepository(this, cloud, { create });
     if (create) return LocalBackend.create(location);
     return new LocalBackend(location);
   }
@@ -146,9 +170,15 @@ export class Runtime {
   /** Runs `fn` holding a lock, releasing it however `fn` ends. */
   async withLock<T>(repo: Repository, exclusive: boolean, operation: string, fn: (lock: HeldLock) => Promise<T>): Promise<T> {
     const lock = await lockRepository(repo, { exclusive, operation });
+    const onLost = (): void => {
+      this.streams.stderr.write(`bam: ${(lock.lost.reason as Error).message}\n`);
+      this.abort.abort();
+    };
+    lock.lost.addEventListener('abort', onLost, { once: true });
     try {
       return await fn(lock);
     } finally {
+      lock.lost.removeEventListener('abort', onLost);
       await lock.release().catch(() => undefined);
     }
   }
@@ -157,6 +187,7 @@ export class Runtime {
   logOperation(entry: OperationLogEntry): void {
     const ctx = this.runContext();
     const line = { time: new Date().toISOString(), user: ctx.username, host: ctx.hostname, ...entry };
+    this.operationsLogged++;
     try {
       fs.mkdirSync(this.home, { recursive: true, mode: 0o700 });
       fs.appendFileSync(this.paths.backupLog, JSON.stringify(line) + '\n', { mode: 0o600 });

@@ -196,6 +196,20 @@ describe('bam forget', () => {
     expect(hasStackTrace(badWithin.stderr)).toBe(false);
   });
 
+  it('removes exactly the snapshots named by id or prefix, and refuses ids together with a policy', async () => {
+    const home = freshHome('ids');
+    const [a, b] = [snaps[2]!.id, snaps[5]!.id];
+    const r = await bamOk(['forget', a.slice(0, 8), b, '--yes'], { home, password: PASSWORD });
+    expect(r.stdout).toContain('remove the 2 snapshot(s) named on the command line');
+    expect(snapshotIds(home)).toEqual(snaps.map((s) => s.id).filter((id) => id !== a && id !== b).sort());
+    const mixed = await bam(['forget', a, '--keep-last', '1'], { home, password: PASSWORD });
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toMatch(/either snapshot ids/);
+    const unknown = await bam(['forget', 'ffffffff', '--yes'], { home, password: PASSWORD });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no snapshot id starts with ffffffff/);
+  });
+
   it('asks on a terminal, and acts only on yes', async () => {
     const run = async (answer: string): Promise<{ code: number; err: string; home: string }> => {
       const home = freshHome(`tty-${answer.trim() || 'empty'}`);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { compareTrees } from '@backup-manager/core-archive/testing';
-import { Scratch, bam, bamOk, describeRun, hasStackTrace, jsonLines, pseudoRandomBytes, repoFiles, sha256, sleep, startBam } from './support.ts';
+import { Scratch, bam, bamOk, childPids, describeRun, hasStackTrace, jsonLines, pseudoRandomBytes, repoFiles, sha256, signalJob, sleep, startBam, waitForExit } from './support.ts';
 import type { RunOptions, RunResult } from './support.ts';
 
 const PASSWORD = 'options-pw-93e1';
@@ -279,21 +279,23 @@ describe('backup, restore, key and unlock options', () => {
     const src = s.dir('unlock-src');
     for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(src, `f${i}`), pseudoRandomBytes(2 * MiB, 200 + i));
     // A backup killed while it holds its lock leaves a stale lock file.
-    const killed = startBam(['backup', src], run);
+    const killed = startBam(['backup', src], { ...run, detached: true });
     const deadline = Date.now() + 20_000;
     while (repoFiles(repo, 'locks').length === 0 && Date.now() < deadline) await sleep(5);
-    killed.child.kill('SIGKILL');
+    const pids = [killed.child.pid!, ...childPids(killed.child.pid!)];
+    signalJob(killed.child, 'SIGKILL');
     await killed.result;
+    await waitForExit(pids);
     expect(repoFiles(repo, 'locks')).toHaveLength(1);
     const u = await bamOk(['unlock'], run);
     expect(u.stdout).toMatch(/removed 1 lock/);
     expect(repoFiles(repo, 'locks')).toEqual([]);
 
     // A live lock (a running backup, paused with SIGSTOP) is kept by unlock and removed by unlock --remove-all.
-    const live = startBam(['backup', src, '--type', 'full'], run);
+    const live = startBam(['backup', src, '--type', 'full'], { ...run, detached: true });
     const deadline2 = Date.now() + 20_000;
     while (repoFiles(repo, 'locks').length === 0 && Date.now() < deadline2) await sleep(5);
-    live.child.kill('SIGSTOP');
+    signalJob(live.child, 'SIGSTOP');
     try {
       const kept = await bamOk(['unlock'], run);
       expect(kept.stdout).toMatch(/removed 0 lock.*1 lock\(s\) of running processes kept/s);
@@ -302,7 +304,7 @@ describe('backup, restore, key and unlock options', () => {
       expect(all.stdout).toMatch(/removed 1 lock/);
       expect(repoFiles(repo, 'locks')).toEqual([]);
     } finally {
-      live.child.kill('SIGKILL');
+      signalJob(live.child, 'SIGKILL');
       await live.result;
     }
   });

@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const CLI_ROOT = path.resolve(import.meta.dirname, '..');
-export const BAM = path.join(CLI_ROOT, 'bin', 'bam.mjs');
+/** The launcher; BAM_E2E_BIN may point at a copy of a built tree (to run against a build others are not rebuilding). */
+export const BAM = process.env.BAM_E2E_BIN ?? path.join(CLI_ROOT, 'bin', 'bam.mjs');
 export const NOBODY = 65534;
 
 export interface RunOptions {
@@ -30,6 +31,11 @@ export interface RunOptions {
   cwd?: string;
   /** run as this uid/gid through setpriv (the files the run needs must be accessible to it) */
   as?: { uid: number; gid: number };
+  /**
+   * Start bam in its own process group, as a shell starts a job, so a test can signal the whole job like a terminal
+   * does (Ctrl-C reaches every process of the foreground job) with signalJob.
+   */
+  detached?: boolean;
 }
 
 export interface RunResult {
@@ -85,7 +91,7 @@ export function startBam(args: string[], options: RunOptions): Running {
     stdout = fs.openSync(options.stdoutFile, 'w');
     fds.push(stdout);
   }
-  const child = spawn(command, argv, { cwd: options.cwd ?? CLI_ROOT, env: environment(options), stdio: [stdin, stdout, 'pipe'] });
+  const child = spawn(command, argv, { cwd: options.cwd ?? CLI_ROOT, env: environment(options), stdio: [stdin, stdout, 'pipe'], detached: options.detached === true });
   for (const fd of fds) fs.closeSync(fd);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -99,7 +105,8 @@ export function startBam(args: string[], options: RunOptions): Running {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    child.kill('SIGKILL');
+    if (options.detached === true) signalJob(child, 'SIGKILL');
+    else child.kill('SIGKILL');
   }, options.timeoutMs ?? 120_000);
   const result = new Promise<RunResult>((resolve, reject) => {
     child.on('error', (e) => {
@@ -113,6 +120,46 @@ export function startBam(args: string[], options: RunOptions): Running {
     });
   });
   return { child, result };
+}
+
+/** Sends a signal to every process of a job started with `detached` (the launcher and the CLI process it runs). */
+export function signalJob(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+}
+
+/** The direct children of a process (Linux), e.g. the CLI process that bin/bam.mjs started. */
+export function childPids(pid: number): number[] {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Waits until none of the processes runs any more (gone, or a zombie waiting for init to reap it). */
+export async function waitForExit(pids: number[], timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const running = (pid: number): boolean => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+    } catch {
+      return false;
+    }
+  };
+  while (pids.some(running)) {
+    if (Date.now() > deadline) throw new Error(`processes ${pids.filter(running).join(', ')} still run after ${timeoutMs} ms`);
+    await sleep(5);
+  }
 }
 
 /** Runs `bam ...args` to completion. */

@@ -27,7 +27,7 @@ export { DEFAULT_SCRYPT, TEST_SCRYPT } from './crypto/keys.ts';
 export type { ScryptParams } from './crypto/kdf.ts';
 
 export { DEFAULT_PACK_SIZE, Repository, compareTime, matchesFilter } from './repository/repository.ts';
-export type { InitOptions, KeyInfo, OpenOptions, SnapshotEntry } from './repository/repository.ts';
+export type { InitOptions, KeyInfo, ListSnapshotsOptions, OpenOptions, SnapshotEntry } from './repository/repository.ts';
 export { defaultContext } from './repository/context.ts';
 export type { RunContext } from './repository/context.ts';
 export { LOCK_STALE_MS, listLocks, lockRepository, removeLocks } from './repository/lock.ts';
@@ -58,7 +58,7 @@ export { openBlob } from './crypto/blob.ts';
 export { idToBytes, sha256Hex } from './crypto/hash.ts';
 export { parseIndexDocument } from './index/index-file.ts';
 export { PackSaver } from './repository/pack-saver.ts';
-export { encodeTree } from './repository/tree.ts';
+export { decodeTree, encodeTree } from './repository/tree.ts';
 export type { IndexBlobEntry, IndexPackEntry } from './format.ts';
 
 // auth

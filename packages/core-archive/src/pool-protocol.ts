@@ -34,7 +34,9 @@ export interface RestoreTarget {
 export interface WorkerRestoreTask {
   task: number;
   packId: string;
-  blobs: { id: string; rawLength: number; envelope: Uint8Array; targets: RestoreTarget[] }[];
+  /** one read of a pack's byte range, transferred whole: blobs are views into it, so nothing is copied */
+  data: Uint8Array;
+  blobs: { id: string; rawLength: number; offset: number; length: number; targets: RestoreTarget[] }[];
 }
 
 export type ToWorker =

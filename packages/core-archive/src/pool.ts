@@ -50,7 +50,9 @@ export class WorkerPool {
   constructor(init: WorkerInit, handlers: PoolHandlers, size = defaultWorkerCount()) {
     this.handlers = handlers;
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(workerUrl());
+      // A small young generation makes the collector free the many short-lived chunk buffers soon, instead of
+      // letting a worker's memory grow by tens of megabytes before each scavenge.
+      const worker = new Worker(workerUrl(), { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
       const slot: Slot = { worker, outstanding: 0, dead: undefined };
       worker.on('message', (m: ToMain) => this.onMessage(slot, m));
       worker.on('error', (e) => this.onDeath(slot, e));
@@ -122,7 +124,7 @@ export class WorkerPool {
   async restore(task: Omit<WorkerRestoreTask, 'task'>): Promise<Extract<ToMain, { t: 'restored' }>> {
     const slot = await this.acquire();
     const id = this.nextJob++;
-    const transfer = task.blobs.map((b) => b.envelope.buffer as ArrayBuffer);
+    const transfer = [task.data.buffer as ArrayBuffer];
     const result = new Promise<ToMain>((resolve, reject) => this.tasks.set(id, { resolve, reject, slot }));
     slot.worker.postMessage({ t: 'restore', task: { ...task, task: id } } satisfies ToWorker, transfer);
     return (await result) as Extract<ToMain, { t: 'restored' }>;

@@ -25,7 +25,10 @@ const waiting = new Map<number, (value: ToWorker) => void>();
 const queue: ToWorker[] = [];
 let busy = false;
 
-const BATCH_BYTES = 16 * 1024 * 1024;
+// Chunks waiting for the main thread's dedup answer. Small, because every byte here is a copy held in memory.
+const BATCH_BYTES = 4 * 1024 * 1024;
+const READ_SIZE = 1024 * 1024;
+let readerBuffer: Uint8Array | undefined;
 const BATCH_FILES = 256;
 
 function post(msg: ToMain, transfer: ArrayBuffer[] = []): void {
@@ -82,6 +85,7 @@ async function flush(job: number, batch: Batch): Promise<void> {
 }
 
 let smallBuffer: Uint8Array | undefined;
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** Reads a whole file of at most minSize bytes (one chunk, possibly empty); undefined when it is larger. */
 function readSmall(fd: number): Uint8Array[] | undefined {
@@ -117,15 +121,17 @@ async function backupFiles(job: number, files: WorkerFileJob[]): Promise<void> {
         batch.results.push({ index: f.index, error: { code: 'NOT_REGULAR', message: 'is no longer a regular file' } });
         continue;
       }
-      const whole = createHash('sha256');
       const content: string[] = [];
       let size = 0;
       // Most files fit in one chunk (at most minSize bytes is always one chunk): read them with positioned reads
       // into a reused buffer. A file that turns out larger is chunked from offset 0 by the streaming reader.
       const small = readSmall(fd);
-      const chunks: Iterable<Uint8Array> = small ?? chunksOf(new FdChunkReader(fd, chunker!));
+      // A one-chunk file's SHA-256 is its chunk's id: only multi-chunk files need a second hash over the whole.
+      const whole = small ? undefined : createHash('sha256');
+      readerBuffer ??= small ? undefined : new Uint8Array(chunker!.maxSize + READ_SIZE);
+      const chunks: Iterable<Uint8Array> = small ?? chunksOf(new FdChunkReader(fd, chunker!, READ_SIZE, readerBuffer));
       for (const chunk of chunks) {
-        whole.update(chunk);
+        whole?.update(chunk);
         const id = createHash('sha256').update(chunk).digest('hex');
         content.push(id);
         size += chunk.length;
@@ -136,7 +142,8 @@ async function backupFiles(job: number, files: WorkerFileJob[]): Promise<void> {
       }
       const after = fs.fstatSync(fd, { bigint: true });
       const changed = !sameVersion(before, after) || BigInt(size) !== after.size || before.ino !== BigInt(f.ino) || before.mtimeNs !== BigInt(f.mtimeNs);
-      batch.results.push({ index: f.index, content, sha256: whole.digest('hex'), size, changed });
+      const sha256 = whole ? whole.digest('hex') : (content[0] ?? EMPTY_SHA256);
+      batch.results.push({ index: f.index, content, sha256, size, changed });
     } catch (e) {
       if ((e as { fatal?: boolean }).fatal) throw e;
       batch.results.push({ index: f.index, error: errorOf(e) });
@@ -156,7 +163,8 @@ function restoreTask(task: WorkerRestoreTask): void {
   for (const blob of task.blobs) {
     let plain: Uint8Array;
     try {
-      plain = openBlob(m.key, 'data', idToBytes(blob.id), new Uint8Array(blob.envelope), blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
+      const envelope = task.data.subarray(blob.offset, blob.offset + blob.length);
+      plain = openBlob(m.key, 'data', idToBytes(blob.id), envelope, blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
     } catch (e) {
       for (const t of blob.targets) errors.push({ path: t.path, message: (e as Error).message });
       continue;

@@ -9,8 +9,8 @@
  * carries every finding with those paths. Only a failure to reach the repository at all (listing fails, a lost
  * connection, an interrupt) ends the check with an error.
  */
-import { compareTime, cryptoMaterial, isBackupError, listLocks, readPackHeader, shortId } from '@backup-manager/core-archive';
-import type { Id, IndexBlobEntry, Repository, SnapshotDocument, TreeNode } from '@backup-manager/core-archive';
+import { compareTime, cryptoMaterial, decodeTree, idToBytes, isBackupError, listLocks, openBlob, readPackHeader, shortId } from '@backup-manager/core-archive';
+import type { Id, IndexBlobEntry, Repository, SnapshotDocument, TreeDocument, TreeNode } from '@backup-manager/core-archive';
 import { dataFile, isNote } from './findings.ts';
 import type { AffectedSnapshot, CheckCounts, CheckEvent, CheckPhase, CheckSummary, Finding, FindingKind } from './findings.ts';
 import { mapImpact } from './impact.ts';
@@ -68,10 +68,14 @@ class Checker {
   /** packs that already have a pack-level finding, so that their blobs are not reported again one by one */
   private readonly packFindings = new Map<Id, Finding>();
   private readonly blobFindings = new Set<string>();
+  private readonly missingReported = new Set<Id>();
+  private readonly recoverable = new Map<Id, IndexBlobEntry[]>();
   private readonly counts: CheckCounts = {
     snapshots: 0, indexFiles: 0, indexedPacks: 0, packFiles: 0, trees: 0, files: 0, packsRead: 0, blobsRead: 0, bytesRead: 0,
   };
   private readonly packsRead: Id[] = [];
+  /** blobs that no index lists but whose (orphan) pack's header does: `repair index` recovers them */
+  private readonly orphanBlobs = new Map<Id, { pack: Id; entry: IndexBlobEntry }>();
   private dataMs = 0;
 
   constructor(repo: Repository, options: CheckOptions, emit: (e: CheckEvent) => void) {
@@ -97,7 +101,7 @@ class Checker {
       this.risk.set(finding, [...atRisk]);
       for (const id of atRisk) this.atRisk.add(id);
     }
-    if (finding.pack && !isNote(finding.kind) && !finding.blob) this.packFindings.set(finding.pack, finding);
+    if (finding.pack && !isNote(finding.kind) && !finding.blob && finding.kind !== 'missing-blob') this.packFindings.set(finding.pack, finding);
     if (finding.blob) this.blobFindings.add(`${finding.pack ?? ''}:${finding.blob}`);
     this.emit({ type: 'finding', finding });
     return finding;
@@ -118,11 +122,13 @@ class Checker {
     }
     const packFiles = await this.listPacks();
     const present = this.checkPackPresence(index, packFiles);
+    await this.readOrphanHeaders(index, packFiles);
     const selected = this.options.readData ? selectPacks(present, this.options.readData, this.options.random) : [];
     const readIds = new Set(selected.map((p) => p.id));
     await this.checkHeaders(index, present.filter((p) => !readIds.has(p.id)));
     const snapshots = await this.loadSnapshots();
     await this.walkTrees(snapshots);
+    this.reportRecoverable();
     if (this.options.readData) await this.readData(index, selected);
     await this.attachImpact(snapshots);
     return this.summary(snapshots, Date.now() - t0);
@@ -178,6 +184,36 @@ class Checker {
       });
     }
     return present;
+  }
+
+  /**
+   * Reads the headers of packs that no index lists, so that a blob missing from the index can be told apart as
+   * recoverable (`repair index`), and so that the tree walk can go on through trees that are only in such packs.
+   */
+  private async readOrphanHeaders(index: LoadedIndex, packFiles: Map<Id, number>): Promise<void> {
+    const orphans = [...packFiles].filter(([id]) => !index.packs.has(id));
+    if (orphans.length === 0) return;
+    const key = cryptoMaterial(this.repo).key;
+    await mapLimit(orphans, 8, async ([id, size]) => {
+      this.throwIfAborted();
+      try {
+        const blobs = await readPackHeader((offset, length) => this.repo.backend.load({ type: 'data', name: id }, offset, length), size, key, id);
+        for (const entry of blobs) if (!this.orphanBlobs.has(entry.id)) this.orphanBlobs.set(entry.id, { pack: id, entry });
+      } catch {
+        // An orphan pack with a damaged header holds nothing anyone can recover; the orphan-pack note stands.
+      }
+    });
+  }
+
+  /** A tree through the index or, when the index lost it, straight from the orphan pack that holds it. */
+  private async loadTree(id: Id): Promise<TreeDocument> {
+    if (this.repo.index.has(id)) return this.repo.loadTree(id);
+    const orphan = this.orphanBlobs.get(id);
+    if (!orphan || orphan.entry.type !== 'tree') return this.repo.loadTree(id);
+    const { entry, pack } = orphan;
+    const envelope = await this.repo.backend.load({ type: 'data', name: pack }, entry.offset, entry.length);
+    const what = `pack ${shortId(pack)} tree ${shortId(id)}`;
+    return decodeTree(openBlob(cryptoMaterial(this.repo).key, 'tree', idToBytes(id), envelope, entry.rawLength, what), what);
   }
 
   private async checkHeaders(index: LoadedIndex, packs: PackRef[]): Promise<void> {
@@ -288,13 +324,15 @@ class Checker {
       const loc = index.lookup(treeId);
       if (!loc) {
         this.missingBlob('tree', treeId);
-        continue;
+        // When an orphan pack holds it, walk on through it: the files below are named, and their blobs checked.
+        if (!this.orphanBlobs.has(treeId)) continue;
       }
       let nodes: TreeNode[];
       try {
-        nodes = (await this.repo.loadTree(treeId)).nodes;
+        nodes = (await this.loadTree(treeId)).nodes;
       } catch (e) {
         if (!isDamage(e)) throw e;
+        if (!loc) continue;
         // A missing pack, a damaged header or a wrong index entry was reported already with this blob at risk.
         if (this.atRisk.has(treeId)) continue;
         this.report(
@@ -318,16 +356,34 @@ class Checker {
   }
 
   private missingBlob(type: 'data' | 'tree', id: Id): void {
-    if (this.blobFindings.has(`:${id}`)) return;
-    this.report(
-      {
-        kind: 'missing-blob', blob: id, blobType: type,
-        message: type === 'tree'
-          ? `directory listing (tree blob ${shortId(id)}) is not in any index: everything below the directories that use it cannot be restored. If \`bam verify\` also shows orphan packs, \`bam repair index\` may bring it back; otherwise \`bam repair snapshots\` keeps the rest`
-          : `data blob ${shortId(id)} is not in any index: the files that use it cannot be restored. If \`bam verify\` also shows orphan packs, \`bam repair index\` may bring it back; otherwise \`bam repair snapshots\` keeps the rest`,
-      },
-      [id],
-    );
+    if (this.missingReported.has(id)) return;
+    this.missingReported.add(id);
+    const orphan = this.orphanBlobs.get(id);
+    if (orphan) {
+      // Recoverable: reported once per orphan pack when the walk is done, not once per blob.
+      let group = this.recoverable.get(orphan.pack);
+      if (!group) this.recoverable.set(orphan.pack, (group = []));
+      group.push(orphan.entry);
+      return;
+    }
+    const what = type === 'tree' ? `directory listing (tree blob ${shortId(id)})` : `data blob ${shortId(id)}`;
+    const loss = type === 'tree' ? 'everything below the directories that use it cannot be restored' : 'the files that use it cannot be restored';
+    this.report({ kind: 'missing-blob', blob: id, blobType: type, message: `${what} is in no index and no pack: ${loss}. \`bam repair snapshots\` writes snapshots without what it lost` }, [id]);
+  }
+
+  /** One finding per orphan pack that holds blobs the snapshots need. */
+  private reportRecoverable(): void {
+    for (const [pack, entries] of [...this.recoverable].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      const trees = entries.filter((e) => e.type === 'tree').length;
+      this.report(
+        {
+          kind: 'missing-blob', pack, file: dataFile(pack), blobsAtRisk: entries.length, ...(entries.length === 1 ? { blob: entries[0]!.id, blobType: entries[0]!.type } : {}),
+          message: `${plural(entries.length, 'blob')} the snapshots need${trees > 0 ? ` (${trees} of them directory listings)` : ''} ${entries.length === 1 ? 'is in no index, so restoring it fails' : 'are in no index, so restoring them fails'}; pack ${shortId(pack)}, which no index lists, holds ${entries.length === 1 ? 'it' : 'them'}: \`bam repair index\` brings ${entries.length === 1 ? 'it' : 'them'} back`,
+        },
+        entries.map((e) => e.id),
+      );
+    }
+    this.recoverable.clear();
   }
 
   // ---- data --------------------------------------------------------------------------------------------------
@@ -336,24 +392,31 @@ class Checker {
     this.phase('data', packs.length);
     const t0 = Date.now();
     const pool = new VerifyPool(cryptoMaterial(this.repo).key, this.options.workers ?? defaultVerifyWorkers());
+    // Whole packs are held in memory while they are checked: bound the bytes, not only the count (packs may be 1 GiB).
+    const budget = new ByteBudget(packs.reduce((n, p) => Math.max(n, p.size), IN_FLIGHT_BYTES));
     let done = 0;
     try {
       await mapLimit(packs, Math.max(1, this.options.concurrency ?? 4), async (p) => {
         this.throwIfAborted();
         const blobs = index.packs.get(p.id) ?? [];
-        let bytes: Uint8Array;
+        await budget.take(p.size);
         try {
-          bytes = await this.repo.backend.load({ type: 'data', name: p.id });
-        } catch (e) {
-          this.packReadFailed(p, blobs, e, 'data');
-          return;
+          let bytes: Uint8Array;
+          try {
+            bytes = await this.repo.backend.load({ type: 'data', name: p.id });
+          } catch (e) {
+            this.packReadFailed(p, blobs, e, 'data');
+            return;
+          }
+          this.counts.bytesRead += bytes.byteLength;
+          this.counts.packsRead++;
+          this.packsRead.push(p.id);
+          const verdict = await pool.verifyPack({ packId: p.id, bytes, blobs });
+          this.counts.blobsRead += verdict.blobsChecked;
+          this.judge(p, blobs, verdict);
+        } finally {
+          budget.give(p.size);
         }
-        this.counts.bytesRead += bytes.byteLength;
-        this.counts.packsRead++;
-        this.packsRead.push(p.id);
-        const verdict = await pool.verifyPack({ packId: p.id, bytes, blobs });
-        this.counts.blobsRead += verdict.blobsChecked;
-        this.judge(p, blobs, verdict);
         done++;
         this.emit({ type: 'progress', phase: 'data', done, total: packs.length, bytesRead: this.counts.bytesRead });
       });
@@ -405,6 +468,7 @@ class Checker {
     let trees = 0;
     const impact = await mapImpact(this.repo, snapshots, damaged, {
       ...(this.options.signal ? { signal: this.options.signal } : {}),
+      loadTree: (id) => this.loadTree(id),
       onTree: () => {
         trees++;
         if ((trees & 255) === 0) this.emit({ type: 'progress', phase: 'impact', done: trees, total: this.counts.trees, bytesRead: 0 });
@@ -465,6 +529,36 @@ class Checker {
     };
     this.emit({ type: 'summary', summary });
     return summary;
+  }
+}
+
+/** Pack bytes the data check holds at once (raised to the largest pack, so that one always fits). */
+const IN_FLIGHT_BYTES = 128 * 1024 * 1024;
+
+/** A counting semaphore over bytes. */
+class ByteBudget {
+  private free: number;
+  private readonly waiting: { bytes: number; go: () => void }[] = [];
+
+  constructor(bytes: number) {
+    this.free = bytes;
+  }
+
+  async take(bytes: number): Promise<void> {
+    if (this.waiting.length === 0 && bytes <= this.free) {
+      this.free -= bytes;
+      return;
+    }
+    await new Promise<void>((go) => this.waiting.push({ bytes, go }));
+  }
+
+  give(bytes: number): void {
+    this.free += bytes;
+    while (this.waiting.length > 0 && this.waiting[0]!.bytes <= this.free) {
+      const next = this.waiting.shift()!;
+      this.free -= next.bytes;
+      next.go();
+    }
   }
 }
 

@@ -27,8 +27,9 @@ export async function mapImpact(
   repo: Repository,
   snapshots: readonly SnapshotRef[],
   damaged: ReadonlySet<Id>,
-  options: { signal?: AbortSignal; onTree?: () => void } = {},
+  options: { signal?: AbortSignal; onTree?: () => void; loadTree?: (id: Id) => Promise<{ nodes: TreeNode[] }> } = {},
 ): Promise<ImpactMap> {
+  const loadTree = options.loadTree ?? ((id: Id) => repo.loadTree(id));
   const out: ImpactMap = new Map();
   if (damaged.size === 0) return out;
   const memo = new Map<Id, readonly Hit[]>();
@@ -42,7 +43,7 @@ export async function mapImpact(
     if (damaged.has(treeId)) hits.push({ rel: '', blob: treeId });
     let nodes: TreeNode[];
     try {
-      nodes = (await repo.loadTree(treeId)).nodes;
+      nodes = (await loadTree(treeId)).nodes;
     } catch {
       // An unreadable tree is a finding of its own (and in `damaged` when it was found); nothing below it is known.
       nodes = [];

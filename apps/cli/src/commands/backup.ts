@@ -6,11 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { expandTilde, parseSize } from '@backup-manager/config';
 import type { SourceConfig } from '@backup-manager/config';
-import { BackupError, backup, readExcludeFile, shortId } from '@backup-manager/core-archive';
+import { BackupError, backup, readExcludeFile, resolveSources, shortId } from '@backup-manager/core-archive';
 import type { BackupResult, BackupType, ExcludeOptions, Repository } from '@backup-manager/core-archive';
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { backupProgress } from '../progress.ts';
+import { backupThenSync } from './sync.ts';
 import type { Runtime } from '../runtime.ts';
 
 export interface BackupFlags {
@@ -83,6 +84,8 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
   let jobs: Job[];
   if (flags.stdin || paths.length > 0) {
     jobs = [{ label: flags.stdin ? `stdin:${flags.stdinFilename}` : paths.join(' '), paths, type: parseType(flags.type, 'incremental'), tags: flags.tag ?? [], excludes: flagExcludes(flags) }];
+    // A path that does not exist fails here, before the repository is opened or locked: nothing is written.
+    if (!flags.stdin) resolveSources(paths);
   } else {
     const sources = (await rt.config()).sources;
     if (sources.length === 0) {
@@ -96,7 +99,8 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
   let failures = 0;
   const results: unknown[] = [];
   try {
-    await rt.withLock(repo, false, 'backup', async () => {
+    // After the snapshots, the repository is copied to the other enabled destinations (never failing the backup).
+    await rt.withLock(repo, false, 'backup', () => backupThenSync(rt, repo, async () => {
       for (const job of jobs) {
         let code: number;
         try {
@@ -114,7 +118,7 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
         if (code !== EXIT.ok && (worst === EXIT.ok || code !== EXIT.partial)) worst = code;
         if (rt.abort.signal.aborted) break;
       }
-    });
+    }, () => results.length > 0));
   } finally {
     repo.close();
   }

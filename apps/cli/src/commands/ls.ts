@@ -3,7 +3,7 @@
  */
 import { resolveSnapshotPath, walkSnapshot } from '@backup-manager/core-archive';
 import type { TreeNode } from '@backup-manager/core-archive';
-import { formatTime } from '../format.ts';
+import { formatTime, printable } from '../format.ts';
 import type { Runtime } from '../runtime.ts';
 
 export interface LsFlags {
@@ -33,10 +33,10 @@ export async function lsCommand(rt: Runtime, snapshotRef: string, subpath: strin
         rt.printJson({ struct_type: 'node', path: p, ...rest, mtime: new Date(Number(BigInt(node.mtimeNs) / 1_000_000n)).toISOString() });
       } else if (flags.long) {
         const size = node.type === 'file' ? String(node.size) : '0';
-        const target = node.type === 'symlink' ? ` -> ${node.linkTarget}` : '';
-        rt.print(`${modeString(node)} ${String(node.uid).padStart(5)} ${String(node.gid).padStart(5)} ${size.padStart(12)} ${formatTime(new Date(Number(BigInt(node.mtimeNs) / 1_000_000n)).toISOString())} ${p}${target}`);
+        const target = node.type === 'symlink' ? ` -> ${printable(node.linkTarget!)}` : '';
+        rt.print(`${modeString(node)} ${String(node.uid).padStart(5)} ${String(node.gid).padStart(5)} ${size.padStart(12)} ${formatTime(new Date(Number(BigInt(node.mtimeNs) / 1_000_000n)).toISOString())} ${printable(p)}${target}`);
       } else {
-        rt.print(p);
+        rt.print(printable(p));
       }
     }
     return 0;

@@ -47,8 +47,8 @@ const DURATION_FLAGS = [
 
 export interface ChosenPolicy {
   policy: RetentionPolicy;
-  /** 'flags' or 'config' */
-  source: 'flags' | 'config';
+  /** the --keep-* flags, the config's retention, or snapshot ids named on the command line */
+  source: 'flags' | 'config' | 'ids';
   /** one line for people, e.g. "keep 7 daily, 4 weekly" */
   description: string;
 }

@@ -90,9 +90,7 @@ export async function verifyCommand(rt: Runtime, flags: VerifyFlags): Promise<nu
     });
     render.clear();
     render.summary(summary);
-    const record = recordOfCheck(summary);
-    if (rotating) record.scope = `read-data ${summary.dataScope}`;
-    recordHistory(rt, record);
+    recordHistory(rt, recordOfCheck(summary));
     rt.logOperation({
       operation: 'verify', repository: location, outcome: summary.healthy ? 'success' : 'partial', durationMs: Date.now() - started,
       counts: { errors: summary.errors, notes: summary.notes, snapshots: summary.counts.snapshots, packsRead: summary.counts.packsRead, bytesRead: summary.counts.bytesRead },
@@ -179,7 +177,8 @@ export class CheckRenderer {
     const atRisk = s.findings.filter((f) => f.severity === 'error' && f.affects && f.affects.length > 0);
     if (atRisk.length > 0) {
       lines.push('', 'at risk:');
-      for (const f of atRisk) lines.push(...describeAffects(f));
+      for (const f of atRisk.slice(0, TEXT_FINDINGS)) lines.push(...describeAffects(f));
+      if (atRisk.length > TEXT_FINDINGS) lines.push(`  … and ${atRisk.length - TEXT_FINDINGS} more finding(s) with affected files (all of them with --json)`);
     }
     const unreadable = s.findings.filter((f) => f.kind === 'unreadable-snapshot');
     for (const f of unreadable) lines.push(`  snapshot ${shortId(f.snapshot!)}: the whole snapshot (its file is damaged)`);
@@ -196,12 +195,16 @@ function findingTitle(f: Finding): string {
   return `${f.kind}${what ? ` ${what}` : ''}${f.blob && f.pack ? ` in pack ${shortId(f.pack)}` : ''}`;
 }
 
+/** How much of the at-risk list the text report shows; --json has all of it. */
+const TEXT_FINDINGS = 30;
+const TEXT_PATHS = 10;
+
 /** The snapshots and paths a finding puts at risk, indented, for people. */
 export function describeAffects(f: Finding): string[] {
   const out = [`  ${findingTitle(f)}:`];
   for (const a of f.affects ?? []) {
-    const more = a.morePaths > 0 ? ` and ${a.morePaths} more` : '';
-    out.push(`    snapshot ${shortId(a.snapshot)} (${formatTime(a.time)}, ${a.hostname}:${a.sources.join(',')}): ${a.paths.join(', ')}${more}`);
+    const more = a.morePaths + Math.max(0, a.paths.length - TEXT_PATHS);
+    out.push(`    snapshot ${shortId(a.snapshot)} (${formatTime(a.time)}, ${a.hostname}:${a.sources.join(',')}): ${a.paths.slice(0, TEXT_PATHS).join(', ')}${more > 0 ? ` and ${more} more` : ''}`);
   }
   return out;
 }

@@ -140,10 +140,11 @@ describe('the adversarial tree', () => {
 
 describe('incremental, full and differential', () => {
   const tmp = tempDir('archiver-types');
-  const root = path.join(tmp.dir, 'src');
+  let root = '';
   let repo: Repository;
 
   beforeAll(async () => {
+    root = path.join(tmp.dir, 'src');
     writeTree(root, {
       'a.txt': 'alpha\n',
       'b.txt': 'bravo\n',
@@ -234,10 +235,10 @@ describe('incremental, full and differential', () => {
 
 describe('excludes', () => {
   const tmp = tempDir('archiver-excl');
-  const root = path.join(tmp.dir, 'src');
   afterAll(() => tmp.cleanup());
 
   it('excludes exactly what the patterns, markers and size limit name', async () => {
+    const root = path.join(tmp.dir, 'src');
     writeTree(root, {
       'a.log': 'x',
       'keep.txt': 'x',

@@ -17,7 +17,7 @@ import { WorkerPool, workerUrl } from '../pool.ts';
 import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult } from '../pool-protocol.ts';
 import { PackSaver } from '../repository/pack-saver.ts';
 import { compareTime, cryptoMaterial } from '../repository/repository.ts';
-import type { Repository } from '../repository/repository.ts';
+import type { ListSnapshotsOptions, Repository } from '../repository/repository.ts';
 import { emptySummary } from '../repository/snapshot.ts';
 import { encodeTree } from '../repository/tree.ts';
 import { createExcludeMatcher } from './excludes.ts';
@@ -148,9 +148,15 @@ function buildTrie(paths: string[]): Trie {
 }
 
 /** Picks the snapshot an incremental or differential backup trusts: same host and paths, newest (full for differential). */
-export async function findParent(repo: Repository, paths: string[], type: BackupType, hostname: string): Promise<{ id: Id; snapshot: SnapshotDocument } | undefined> {
+export async function findParent(
+  repo: Repository,
+  paths: string[],
+  type: BackupType,
+  hostname: string,
+  options: ListSnapshotsOptions = {},
+): Promise<{ id: Id; snapshot: SnapshotDocument } | undefined> {
   const want = [...paths].sort().join('\0');
-  const candidates = (await repo.listSnapshots()).filter(
+  const candidates = (await repo.listSnapshots(options)).filter(
     (s) => s.snapshot.hostname === hostname && [...s.snapshot.paths].sort().join('\0') === want && (type !== 'differential' || s.snapshot.type === 'full'),
   );
   candidates.sort((a, b) => compareTime(a.snapshot.time, b.snapshot.time));
@@ -569,11 +575,19 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
   const sources = stdin ? [`/${stdin.filename}`] : resolveSources(options.paths);
   if (repo.index.blobCount === 0 && repo.indexFiles.length === 0) await repo.loadIndex();
   let parent: { id: Id; snapshot: SnapshotDocument } | undefined;
+  // A damaged snapshot cannot be a parent, but it must not stop new backups either: it is reported and skipped.
+  const damaged: BackupWarning[] = [];
+  const onDamaged = (id: Id, e: BackupError): void => {
+    const w = { path: `snapshots/${id}`, code: 'damaged-snapshot', message: `snapshot ${id.slice(0, 12)} cannot be read and was not considered as a parent: ${e.message}` };
+    damaged.push(w);
+    options.onEvent?.({ type: 'warning', warning: w });
+  };
   if (options.parent) parent = await repo.findSnapshot(options.parent);
-  else if (!stdin) parent = await findParent(repo, sources, type === 'full' ? 'incremental' : type, ctx.hostname);
+  else if (!stdin) parent = await findParent(repo, sources, type === 'full' ? 'incremental' : type, ctx.hostname, { onDamaged });
   // A full backup reads everything but still compares with the latest snapshot to report what changed.
   const trust = type !== 'full' && parent !== undefined;
   const archiver = new Archiver(repo, options, trust, start.toISOString());
+  archiver.warnings.push(...damaged);
   options.onEvent?.({ type: 'start', paths: sources, backupType: type, ...(trust && parent ? { parent: parent.id } : {}) });
   const scanner = options.scan && !stdin && options.onEvent ? startScan(sources, options) : undefined;
   let failed = true;

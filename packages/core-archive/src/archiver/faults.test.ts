@@ -61,8 +61,11 @@ async function restoresIdentically(inner: MemoryBackend, snapshotId: Id, sources
 
 describe('backend faults during backup', () => {
   const tmp = tempDir('faults');
-  const stable = path.join(tmp.dir, 'stable');
-  beforeAll(() => makeSource(stable, 1));
+  let stable = '';
+  beforeAll(() => {
+    stable = path.join(tmp.dir, 'stable');
+    makeSource(stable, 1);
+  });
   afterAll(() => tmp.cleanup());
 
   const scenarios: { name: string; rules: FaultRule[] }[] = [

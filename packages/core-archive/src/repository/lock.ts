@@ -21,6 +21,11 @@ export interface LockOptions {
 export interface HeldLock {
   readonly id: Id;
   readonly doc: LockDocument;
+  /**
+   * Aborts when the lock could not be refreshed for so long that others will soon treat it as stale: the holder
+   * must stop, because a prune may then start and delete data it is still writing or reading.
+   */
+  readonly lost: AbortSignal;
   /** Stops refreshing and removes the lock file. Safe to call twice. */
   release(): Promise<void>;
 }
@@ -44,12 +49,25 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+/** Linux: true when the process has exited but was not reaped yet (a zombie, e.g. orphaned under a slow init). */
+function processExited(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false;
+  }
+}
+
 function processAlive(pid: number, start: string | undefined): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
   }
+  // kill(pid, 0) succeeds for a zombie: a crashed holder whose parent died too stays one until init reaps it.
+  if (processExited(pid)) return false;
   if (start !== undefined) {
     const now = processStartTime(pid);
     if (now !== undefined && now !== start) return false;
@@ -118,6 +136,9 @@ export async function lockRepository(repo: Repository, options: LockOptions): Pr
   }
   let released = false;
   let refreshing: Promise<void> = Promise.resolve();
+  const refreshMs = options.refreshMs ?? LOCK_REFRESH_MS;
+  const lost = new AbortController();
+  let lastRefreshed = ctx.now().getTime();
   const timer = setInterval(() => {
     refreshing = refreshing.then(async () => {
       if (released) return;
@@ -126,9 +147,16 @@ export async function lockRepository(repo: Repository, options: LockOptions): Pr
       const old = id;
       id = freshId;
       doc = fresh;
+      lastRefreshed = Date.parse(fresh.time);
       await repo.backend.remove({ type: 'locks', name: old });
-    }).catch(() => undefined);
-  }, options.refreshMs ?? LOCK_REFRESH_MS);
+    }).catch((e: unknown) => {
+      // A failed refresh is tried again at the next tick; only a lock about to look stale to others is given up.
+      const age = ctx.now().getTime() - lastRefreshed;
+      if (!lost.signal.aborted && age > LOCK_STALE_MS - refreshMs) {
+        lost.abort(new BackupError('LOCKED', `the repository lock could not be refreshed for ${Math.round(age / 60000)} minutes (${(e as Error).message}); stopping, so that no other process treats it as stale while this one works`, { cause: e }));
+      }
+    });
+  }, refreshMs);
   timer.unref();
   return {
     get id() {
@@ -137,6 +165,7 @@ export async function lockRepository(repo: Repository, options: LockOptions): Pr
     get doc() {
       return doc;
     },
+    lost: lost.signal,
     async release() {
       if (released) return;
       released = true;

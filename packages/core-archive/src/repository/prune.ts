@@ -46,11 +46,13 @@ export interface PrunePlanOptions {
   ignoreSnapshots?: ReadonlySet<Id>;
   /** Tree blobs loaded in parallel while walking snapshots. Default 8. */
   concurrency?: number;
+  /** Stops at the next safe point; a BackupError reason (e.g. LOCKED for a lost lock) is thrown as it is. */
   signal?: AbortSignal;
   onEvent?: (e: PruneEvent) => void;
 }
 
 export interface PruneExecuteOptions {
+  /** Stops at the next safe point (between packs, deletes and steps); the repository stays valid. */
   signal?: AbortSignal;
   onEvent?: (e: PruneEvent) => void;
   /** Deletes in flight. Default 8. */
@@ -162,8 +164,11 @@ export async function reloadIndex(repo: Repository): Promise<void> {
   await repo.loadIndex();
 }
 
+/** Stops at a safe point when asked to: with the signal's reason when it is a BackupError (a lost lock), else INTERRUPTED. */
 function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new BackupError('INTERRUPTED', 'prune was interrupted; the repository is intact, and the next `bam prune` finishes the job');
+  if (!signal?.aborted) return;
+  if (isBackupError(signal.reason)) throw signal.reason;
+  throw new BackupError('INTERRUPTED', 'prune was interrupted; the repository is intact, and the next `bam prune` finishes the job');
 }
 
 async function listFiles(backend: Backend, type: 'data' | 'index'): Promise<Map<Id, number>> {
@@ -201,7 +206,7 @@ async function walkTrees(
     for (;;) {
       if (failure !== undefined) return;
       if (signal?.aborted) {
-        failure = new BackupError('INTERRUPTED', 'prune was interrupted while reading snapshots; nothing was changed');
+        failure = isBackupError(signal.reason) ? signal.reason : new BackupError('INTERRUPTED', 'prune was interrupted while reading snapshots; nothing was changed');
         wakeAll();
         return;
       }
@@ -295,14 +300,29 @@ export async function planPrune(repo: Repository, options: PrunePlanOptions = {}
   emit({ type: 'phase', phase: 'classify' });
   const packFiles = await listFiles(repo.backend, 'data');
   const indexedPacks = repo.index.packIds();
-  // Pass 1: which used blobs have a copy in a pack that exists and is as long as its index says.
-  const present = new Set<Id>();
+  // Pass 1: which used blobs have a copy in a pack that exists and is as long as its index says, and how much of
+  // each such pack no snapshot uses.
+  interface Candidate { id: Id; size: number; share: number }
+  const candidates: Candidate[] = [];
+  const remove: PruneFileRef[] = [];
+  const missing: Id[] = [];
   for (const packId of indexedPacks) {
     const size = packFiles.get(packId);
     const blobs = repo.index.blobsOfPack(packId);
-    if (size === undefined || size < blobsEnd(blobs) + PACK_OVERHEAD) continue;
-    present.add(packId);
-    for (const b of blobs) if (used.get(b.id) === USED) used.set(b.id, AVAILABLE);
+    if (size === undefined || size < blobsEnd(blobs) + PACK_OVERHEAD) {
+      missing.push(packId);
+      continue;
+    }
+    let total = 0;
+    let unused = 0;
+    for (const b of blobs) {
+      total += b.length;
+      const state = used.get(b.id);
+      if (state < 0) unused += b.length;
+      else if (state === USED) used.set(b.id, AVAILABLE);
+    }
+    if (unused === total) remove.push({ id: packId, size });
+    else candidates.push({ id: packId, size, share: total === 0 ? 1 : unused / total });
   }
   const unavailable = used.countState(USED);
   if (unavailable > 0) {
@@ -317,25 +337,6 @@ export async function planPrune(repo: Repository, options: PrunePlanOptions = {}
 
   // Pass 2: decide per pack. Packs with the least waste go first, so that of several copies of a blob the one in
   // a pack that is kept anyway wins, and the copies elsewhere count as waste.
-  interface Candidate { id: Id; size: number; share: number }
-  const candidates: Candidate[] = [];
-  const remove: PruneFileRef[] = [];
-  const missing: Id[] = [];
-  for (const packId of indexedPacks) {
-    if (!present.has(packId)) {
-      missing.push(packId);
-      continue;
-    }
-    const size = packFiles.get(packId)!;
-    let total = 0;
-    let unused = 0;
-    for (const b of repo.index.blobsOfPack(packId)) {
-      total += b.length;
-      if (used.get(b.id) < 0) unused += b.length;
-    }
-    if (unused === total) remove.push({ id: packId, size });
-    else candidates.push({ id: packId, size, share: total === 0 ? 1 : unused / total });
-  }
   candidates.sort((a, b) => a.share - b.share || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const keep: Id[] = [];
   let keepBytes = 0;

@@ -51,6 +51,14 @@ export interface KeyInfo {
   current: boolean;
 }
 
+export interface ListSnapshotsOptions {
+  /**
+   * Called for each snapshot file that cannot be read, which is then left out. Without it a damaged snapshot
+   * fails the call: what deletes data (prune, forget) must not proceed while a snapshot's references are unknown.
+   */
+  onDamaged?: (id: Id, error: BackupError) => void;
+}
+
 export interface SnapshotEntry {
   id: Id;
   snapshot: SnapshotDocument;
@@ -237,9 +245,19 @@ export class Repository {
   }
 
   /** All snapshots, oldest first. A snapshot file that cannot be read fails the call with its name. */
-  async listSnapshots(): Promise<SnapshotEntry[]> {
+  async listSnapshots(options: ListSnapshotsOptions = {}): Promise<SnapshotEntry[]> {
     const ids = await this.listIds('snapshots');
-    const out = await mapLimit(ids, 8, async (id) => ({ id, snapshot: await this.loadSnapshot(id) }));
+    const loaded = await mapLimit(ids, 8, async (id) => {
+      try {
+        return { id, snapshot: await this.loadSnapshot(id) };
+      } catch (e) {
+        // Strict callers (prune, forget) must stop: a snapshot they cannot read still needs its data.
+        if (!options.onDamaged || !isBackupError(e, 'CORRUPT')) throw e;
+        options.onDamaged(id, e);
+        return undefined;
+      }
+    });
+    const out = loaded.filter((s): s is SnapshotEntry => s !== undefined);
     return out.sort((a, b) => compareTime(a.snapshot.time, b.snapshot.time) || (a.id < b.id ? -1 : 1));
   }
 
@@ -247,9 +265,9 @@ export class Repository {
    * Resolves `latest`, a full id or a unique id prefix (at least 4 hex characters) to a snapshot, optionally
    * restricted by host, paths and tags for `latest`.
    */
-  async findSnapshot(ref: string, filter: { hostname?: string; paths?: string[]; tags?: string[] } = {}): Promise<SnapshotEntry> {
+  async findSnapshot(ref: string, filter: { hostname?: string; paths?: string[]; tags?: string[] } = {}, options: ListSnapshotsOptions = {}): Promise<SnapshotEntry> {
     if (ref === 'latest') {
-      const all = (await this.listSnapshots()).filter((s) => matchesFilter(s.snapshot, filter));
+      const all = (await this.listSnapshots(options)).filter((s) => matchesFilter(s.snapshot, filter));
       const last = all.at(-1);
       if (!last) throw new BackupError('NOT_FOUND', 'there is no snapshot yet' + (Object.keys(filter).length ? ' matching the given host, path or tag filters' : '') + ': run `bam backup` first');
       return last;

@@ -2,10 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../backend/memory.ts';
 import type { Id, TreeNode } from '../format.ts';
 import { backup, dump, Repository, restore } from '../index.ts';
+import { utimeSeconds } from './restorer.ts';
 import { PackSaver } from '../repository/pack-saver.ts';
 import { emptySummary } from '../repository/snapshot.ts';
 import { encodeTree } from '../repository/tree.ts';
@@ -271,6 +273,26 @@ describe('hostile snapshots', () => {
     await restore(await Repository.open(backend, PASSWORD), id, { target });
     expect(fs.readFileSync(outside, 'utf8')).toBe('outside file');
     expect(fs.lstatSync(path.join(target, 'b-file')).isSymbolicLink()).toBe(true);
+  });
+});
+
+describe('utimeSeconds', () => {
+  it('gives float seconds that libuv turns back into the same microsecond, up to year 2106', () => {
+    // libuv: tv_sec = (long) t; tv_nsec = (t - tv_sec) * 1e9 (some versions then drop the sub-microsecond part)
+    const libuv = (t: number): bigint => {
+      const sec = Math.trunc(t);
+      const nsec = Math.trunc((t - sec) * 1e9);
+      return BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+    };
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 2n ** 32n * 1_000_000_000n - 1n }), (ns) => {
+        expect(libuv(utimeSeconds(ns.toString())) / 1000n).toBe(ns / 1000n);
+      }),
+      { numRuns: 5000 },
+    );
+    for (const ns of [1_700_000_000_250_000_000n, 4_000_000_000_999_999_999n, 1_795_306_566_086_370_049n]) {
+      expect(libuv(utimeSeconds(ns.toString())) / 1000n).toBe(ns / 1000n);
+    }
   });
 });
 

@@ -30,6 +30,8 @@ export interface RestoreOptions {
   signal?: AbortSignal;
   onEvent?: (e: RestoreEvent) => void;
   workers?: number;
+  /** bytes read from packs but not yet written, at most (default 48 MiB) */
+  maxInFlightBytes?: number;
 }
 
 export type RestoreEvent =
@@ -53,6 +55,11 @@ export interface RestoreResult {
   mismatches: string[];
   durationMs: number;
 }
+
+/** One ranged read of a pack; larger runs are split. */
+const MAX_RUN_BYTES = 16 * 1024 * 1024;
+/** Bytes read from packs and not yet written out, across all workers. */
+const MAX_IN_FLIGHT_BYTES = 48 * 1024 * 1024;
 
 interface PlannedFile {
   path: string;
@@ -279,6 +286,7 @@ class Restorer {
     let bytesDone = 0;
     const filesTotal = this.files.length;
     this.options.onEvent?.({ type: 'planned', files: filesTotal, bytes: this.bytesTotal });
+    let inFlightBytes = 0;
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     for (const [packId, uses] of this.packs) {
@@ -301,10 +309,16 @@ class Restorer {
           for (const b of group) for (const t of b.targets) this.failFile(t.path, `cannot read pack ${packId.slice(0, 12)}: ${(e as Error).message}`);
           return;
         }
+        // A backend may hand back a view into a larger buffer: transfer needs a buffer of its own.
+        const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
         const task = {
           packId,
-          blobs: group.map((b) => ({ id: b.id, rawLength: b.rawLength, envelope: data.slice(b.offset - start, b.offset - start + b.length), targets: b.targets })),
+          data: own,
+          blobs: group.map((b) => ({ id: b.id, rawLength: b.rawLength, offset: b.offset - start, length: b.length, targets: b.targets })),
         };
+        // Counted now: once transferred to the worker, `own` is detached and reads as empty.
+        const ownBytes = own.byteLength;
+        inFlightBytes += ownBytes;
         const job: Promise<void> = pool.restore(task).then(
           (r) => {
             for (const err of r.errors) this.failFile(err.path, err.message);
@@ -319,10 +333,14 @@ class Restorer {
             failure ??= e;
           },
         );
-        const tracked = job.finally(() => inFlight.delete(tracked));
+        const tracked = job.finally(() => {
+          inFlight.delete(tracked);
+          inFlightBytes -= ownBytes;
+        });
         inFlight.add(tracked);
         // Bound the reads in flight to what the pool can take.
-        while (inFlight.size >= pool.size * 2) await Promise.race(inFlight);
+        // Bound what is read but not yet written, in bytes as well as in tasks, so memory stays flat.
+        while (inFlight.size >= pool.size * 2 || inFlightBytes >= (this.options.maxInFlightBytes ?? MAX_IN_FLIGHT_BYTES)) await Promise.race(inFlight);
         if (failure) throw failure;
       };
       for (const b of blobs) {
@@ -330,7 +348,7 @@ class Restorer {
         if (last && b.offset - (last.offset + last.length) > 1024 * 1024) await flush();
         run.push(b);
         runBytes += b.length;
-        if (runBytes >= 32 * 1024 * 1024) await flush();
+        if (runBytes >= MAX_RUN_BYTES) await flush();
       }
       await flush();
     }

@@ -71,11 +71,24 @@ export function looksHumanReadable(message: string): boolean {
   return !/\n\s+at /.test(message) && !message.includes('node:internal') && message.length < 1000;
 }
 
-/** A fresh temporary directory that `cleanup` removes (world-readable, so unprivileged children can use it). */
-export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `bam-${prefix}-`)));
-  fs.chmodSync(dir, 0o755);
-  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+/**
+ * A temporary directory, made on first use of `dir` (so suites that vitest skips leave nothing behind), that
+ * `cleanup` removes. World-readable, so that children with fewer privileges can use it.
+ */
+export function tempDir(prefix: string): { readonly dir: string; cleanup: () => void } {
+  let made: string | undefined;
+  return {
+    get dir(): string {
+      if (made === undefined) {
+        made = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `bam-${prefix}-`)));
+        fs.chmodSync(made, 0o755);
+      }
+      return made;
+    },
+    cleanup: () => {
+      if (made !== undefined) fs.rmSync(made, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Writes files from a map of relative path → content (string or bytes), creating directories. */
