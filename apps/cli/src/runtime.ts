@@ -77,7 +77,8 @@ export class Runtime {
   }
 
   runContext(): RunContext {
-    this.context ??= defaultContext(this.options.host ? { hostname: this.options.host } : {});
+    // The real host: locks must name the machine that holds them. `--host` only labels and selects snapshots.
+    this.context ??= defaultContext();
     return this.context;
   }
 

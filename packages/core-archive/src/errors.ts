@@ -69,5 +69,8 @@ export function isBackupError(e: unknown, code?: ErrorCode): e is BackupError {
 export function toBackupError(e: unknown, fallback: ErrorCode = 'INTERNAL', message?: string): BackupError {
   if (e instanceof BackupError) return e;
   const text = message ?? (e instanceof Error ? e.message : String(e));
-  return new BackupError(fallback, text, { cause: e });
+  // Leaf packages (config, retention-gfs) have error classes of their own with codes from the same closed set.
+  const own = (e as { code?: unknown } | null)?.code;
+  const code = typeof own === 'string' && (ERROR_CODES as readonly string[]).includes(own) ? (own as ErrorCode) : fallback;
+  return new BackupError(code, text, { cause: e });
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareWithSource } from './compare-source.ts';
-import { literalPattern, testRecovery } from './recovery.ts';
+import { testRecovery } from './recovery.ts';
 import { FILES, FIXTURE_MTIME, cloneBackend, firstBlobOf, flipByte, makeFixture, open, tempDir } from './test-support.ts';
 import type { Fixture } from './test-support.ts';
 
@@ -72,10 +72,6 @@ describe('testRecovery', () => {
     const repo = await open(fx.backend);
     await expect(testRecovery(repo, fx.snapshots[1]!, { target })).rejects.toThrow(/not empty/);
     repo.close();
-  });
-
-  it('escapes glob characters in sampled paths', () => {
-    expect(literalPattern('/a/[b]*?.txt')).toBe('/a/\\[b\\]\\*\\?.txt');
   });
 });
 

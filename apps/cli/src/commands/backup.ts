@@ -140,6 +140,7 @@ async function runJob(rt: Runtime, repo: Repository, job: Job, flags: BackupFlag
       scan: rt.json || rt.streams.stderr.isTTY === true,
       ...(time ? { time } : {}),
       ...(flags.parent ? { parent: flags.parent } : {}),
+      ...(rt.options.host ? { hostname: rt.options.host } : {}),
       ...(flags.stdin ? { stdin: { stream: rt.streams.stdin as AsyncIterable<Uint8Array>, filename: flags.stdinFilename! } } : {}),
     });
   } catch (e) {

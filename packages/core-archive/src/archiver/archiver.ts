@@ -48,6 +48,8 @@ export interface BackupOptions {
   time?: Date;
   /** trust this snapshot instead of choosing one by type */
   parent?: Id;
+  /** the host name recorded in the snapshot and used to find its parent (default: the run context's) */
+  hostname?: string;
   excludes?: ExcludeOptions;
   /** back up a stream instead of paths */
   stdin?: { stream: AsyncIterable<Uint8Array>; filename: string };
@@ -582,8 +584,9 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
     damaged.push(w);
     options.onEvent?.({ type: 'warning', warning: w });
   };
+  const hostname = options.hostname ?? ctx.hostname;
   if (options.parent) parent = await repo.findSnapshot(options.parent);
-  else if (!stdin) parent = await findParent(repo, sources, type === 'full' ? 'incremental' : type, ctx.hostname, { onDamaged });
+  else if (!stdin) parent = await findParent(repo, sources, type === 'full' ? 'incremental' : type, hostname, { onDamaged });
   // A full backup reads everything but still compares with the latest snapshot to report what changed.
   const trust = type !== 'full' && parent !== undefined;
   const archiver = new Archiver(repo, options, trust, start.toISOString());
@@ -596,7 +599,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
     const meta: Omit<SnapshotDocument, 'tree' | 'summary' | 'version'> = {
       time: time.toISOString(),
       paths: sources,
-      hostname: ctx.hostname,
+      hostname,
       username: ctx.username,
       uid: ctx.uid,
       gid: ctx.gid,

@@ -23,6 +23,11 @@ export interface RestoreOptions {
   subpath?: string;
   /** glob patterns on snapshot paths: only matching entries (and what is below them) are restored */
   include?: string[];
+  /**
+   * Like `include`, as a predicate on snapshot paths: for a set of exact paths too large for patterns (each pattern
+   * is tried on every path; used by @backup-manager/verify's sampled recovery tests). Either one selecting is enough.
+   */
+  select?: (snapshotPath: string) => boolean;
   exclude?: string[];
   overwrite?: boolean;
   /** leave all-zero blocks as holes (default true) */
@@ -162,8 +167,8 @@ class Restorer {
 
   private selected(snapPath: string, parentIncluded: boolean): { restore: boolean; enter: boolean; included: boolean } {
     if (this.excludes.some((r) => r.test(snapPath))) return { restore: false, enter: false, included: false };
-    if (this.includes.length === 0 || parentIncluded) return { restore: true, enter: true, included: true };
-    const inc = this.includes.some((r) => r.test(snapPath));
+    if ((this.includes.length === 0 && !this.options.select) || parentIncluded) return { restore: true, enter: true, included: true };
+    const inc = this.includes.some((r) => r.test(snapPath)) || this.options.select?.(snapPath) === true;
     return { restore: inc, enter: true, included: inc };
   }
 
