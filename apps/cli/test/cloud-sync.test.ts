@@ -43,6 +43,10 @@ describe('backup to local, Dropbox and OneDrive', () => {
   };
   const snapshotIds = async (repo: string): Promise<string[]> =>
     (JSON.parse((await ok(['snapshots', '--json', '--repo', repo])).stdout) as Snapshot[]).map((x) => x.id).sort();
+  // Snapshot files are named by their ids: what is on disk and on the Dropbox fake, without starting bam.
+  const localSnapshots = (): string[] => repoFiles(local, 'snapshots').map((p) => path.basename(p)).sort();
+  const dropboxFiles = (folder: 'snapshots' | 'data'): string[] =>
+    [...dropbox.files.keys()].filter((p) => p.startsWith(`/backups/repo1/${folder}/`)).map((p) => path.basename(p)).sort();
 
   beforeAll(async () => {
     [dropbox, onedrive] = await Promise.all([startDropboxFake(), startOnedriveFake()]);
@@ -79,7 +83,7 @@ describe('backup to local, Dropbox and OneDrive', () => {
     const backup = await ok(['backup', src]);
     expect(backup.stdout).toMatch(/^synced to dropbox \(dropbox:\/backups\/repo1\): \d+ file\(s\)/m);
     expect(backup.stdout).toMatch(/^synced to onedrive \(onedrive:backups\/repo1\): \d+ file\(s\)/m);
-    const [id] = await snapshotIds(local);
+    const [id] = localSnapshots();
     expect(await snapshotIds(DROPBOX)).toEqual([id]);
     expect(await snapshotIds(ONEDRIVE)).toEqual([id]);
     // (OneDrive's copy is restored in the next test.)
@@ -87,8 +91,7 @@ describe('backup to local, Dropbox and OneDrive', () => {
     await ok(['--repo', DROPBOX, 'restore', 'latest', '--target', target]);
     expect(compareTrees(src, path.join(target, src))).toEqual([]);
     // Every repository file, and no lock, is on Dropbox (laid out as on disk).
-    const onDropbox = [...dropbox.files.keys()].filter((p) => p.startsWith('/backups/repo1/data/')).map((p) => path.basename(p)).sort();
-    expect(onDropbox).toEqual(repoFiles(local, 'data').map((p) => path.basename(p)).sort());
+    expect(dropboxFiles('data')).toEqual(repoFiles(local, 'data').map((p) => path.basename(p)).sort());
 
     const synced = logLines(home).filter((l) => l.operation === 'sync');
     expect(synced.map((l) => [l.destination, l.outcome])).toEqual([
@@ -124,10 +127,10 @@ describe('backup to local, Dropbox and OneDrive', () => {
       [ONEDRIVE, 'failure', 'UNAVAILABLE'],
     ]);
     // The local backup is complete, and the mirrors still hold a repository with the first snapshot only.
-    const ids = await snapshotIds(local);
+    const ids = localSnapshots();
     expect(ids).toContain(summary.snapshot.id);
     expect(ids).toHaveLength(2);
-    expect(await snapshotIds(DROPBOX)).toHaveLength(1);
+    expect(dropboxFiles('snapshots')).toHaveLength(1);
 
     // Still down: `bam sync` fails (exit 1) and says where.
     const stillDown = await run(['sync'], offline);
@@ -142,7 +145,7 @@ describe('backup to local, Dropbox and OneDrive', () => {
     const sync = await ok(['sync']);
     expect(sync.stdout).toMatch(/^synced to dropbox/m);
     expect(sync.stdout).toMatch(/^synced to onedrive/m);
-    expect(await snapshotIds(DROPBOX)).toEqual(ids);
+    expect(dropboxFiles('snapshots')).toEqual(ids);
     expect(await snapshotIds(ONEDRIVE)).toEqual(ids);
     const target = s.path('restore-after-catch-up');
     await ok(['--repo', ONEDRIVE, 'restore', summary.snapshot.id, '--target', target]);
@@ -152,12 +155,13 @@ describe('backup to local, Dropbox and OneDrive', () => {
 
   test('what prune removes locally is removed from the mirrors', async () => {
     await ok(['forget', '--keep-last', '1', '--prune', '--max-unused', '0', '--yes']);
-    const kept = await snapshotIds(local);
+    const kept = localSnapshots();
     expect(kept).toHaveLength(1);
-    await ok(['sync']);
-    expect(await snapshotIds(DROPBOX)).toEqual(kept);
-    const localData = repoFiles(local, 'data').map((p) => path.basename(p)).sort();
-    const dropboxData = [...dropbox.files.keys()].filter((p) => p.startsWith('/backups/repo1/data/')).map((p) => path.basename(p)).sort();
-    expect(dropboxData).toEqual(localData);
+    const sync = await ok(['sync', '--json']);
+    const deleted = lines(sync).filter((l) => l.type === 'sync').map((l) => (l.deleted as { files: number }).files);
+    expect(deleted.every((n) => n > 1)).toBe(true);
+    expect(dropboxFiles('snapshots')).toEqual(kept);
+    expect(dropboxFiles('data')).toEqual(repoFiles(local, 'data').map((p) => path.basename(p)).sort());
+    expect(await snapshotIds(ONEDRIVE)).toEqual(kept);
   });
 });

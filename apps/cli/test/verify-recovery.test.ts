@@ -15,7 +15,7 @@ beforeAll(async () => {
   fx = await makeVerifyFixture('recovery');
   tmp = fx.scratch.dir('tmp');
 }, 60_000);
-afterAll(() => fx.scratch.cleanup());
+afterAll(() => fx?.scratch.cleanup());
 
 const abs = (rel: string): string => path.join(fx.src, rel);
 

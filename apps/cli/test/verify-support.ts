@@ -43,9 +43,15 @@ export async function makeVerifyFixture(prefix: string): Promise<VerifyFixture> 
   fs.chmodSync(path.join(src, REL.note), 0o640);
   const repo = scratch.path('repo');
   const run = (r: string): RunOptions => ({ home, password: PASSWORD, env: { BACKUP_MANAGER_REPO: r } });
-  await bamOk(['init', '--pack-size', '64KiB'], run(repo));
-  await bamOk(['backup', src], run(repo));
-  const snaps = JSON.parse((await bamOk(['snapshots', '--json'], run(repo))).stdout) as { id: string }[];
+  let snaps: { id: string }[];
+  try {
+    await bamOk(['init', '--pack-size', '64KiB'], run(repo));
+    await bamOk(['backup', src], run(repo));
+    snaps = JSON.parse((await bamOk(['snapshots', '--json'], run(repo))).stdout) as { id: string }[];
+  } catch (e) {
+    scratch.cleanup();
+    throw e;
+  }
   let n = 0;
   const copy = (name: string): string => {
     const to = scratch.path(`${name}-${n++}`);

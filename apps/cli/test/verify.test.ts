@@ -14,7 +14,7 @@ let fx: VerifyFixture;
 beforeAll(async () => {
   fx = await makeVerifyFixture('verify');
 }, 60_000);
-afterAll(() => fx.scratch.cleanup());
+afterAll(() => fx?.scratch.cleanup());
 
 const abs = (rel: string): string => path.join(fx.src, rel);
 

@@ -65,12 +65,25 @@ export async function verifyPack(key: Uint8Array, task: PackTask): Promise<PackV
   return { packId, size: bytes.byteLength, hashMatches, header, bad, blobsChecked: task.blobs.length };
 }
 
+/** SHA-256 of each file, or the reason it could not be read. */
+export function hashFilesSync(paths: readonly string[]): ({ sha256: string } | { error: string })[] {
+  return paths.map((p) => {
+    try {
+      return { sha256: hashFileSync(p) };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  });
+}
+
+let buffer: Buffer | undefined;
+
 /** SHA-256 of a local file, read in 4 MiB pieces. */
 export function hashFileSync(path: string): string {
   const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     const h = createHash('sha256');
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    const buf = (buffer ??= Buffer.allocUnsafe(4 * 1024 * 1024));
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;

@@ -6,13 +6,15 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BackupError } from '@backup-manager/core-archive';
-import { hashFileSync, verifyPack } from './pack-verify.ts';
+import { hashFilesSync, verifyPack } from './pack-verify.ts';
 import type { PackTask, PackVerdict } from './pack-verify.ts';
 
-export type ToVerifyWorker = { t: 'pack'; id: number; task: PackTask } | { t: 'hash'; id: number; path: string };
+export type ToVerifyWorker = { t: 'pack'; id: number; task: PackTask } | { t: 'hash'; id: number; paths: string[] };
+/** A file's SHA-256, or why it could not be read. */
+export type FileDigest = { sha256: string } | { error: string };
 export type ToPool =
   | { t: 'pack'; id: number; verdict: PackVerdict }
-  | { t: 'hash'; id: number; sha256: string }
+  | { t: 'hash'; id: number; digests: FileDigest[] }
   | { t: 'error'; id: number; message: string; code: string };
 
 interface Pending {
@@ -73,18 +75,12 @@ export class VerifyPool {
     return reply.verdict;
   }
 
-  /** SHA-256 of a local file. Fails with IO when it cannot be read. */
-  async hashFile(path: string): Promise<string> {
-    if (this.slots.length === 0) {
-      try {
-        return hashFileSync(path);
-      } catch (e) {
-        throw new BackupError('IO', `cannot read ${path}: ${(e as Error).message}`, { cause: e, subject: path });
-      }
-    }
-    const reply = await this.send({ t: 'hash', id: 0, path });
+  /** SHA-256 of local files, in one round trip (batches amortise the message cost over many small files). */
+  async hashFiles(paths: string[]): Promise<FileDigest[]> {
+    if (this.slots.length === 0) return hashFilesSync(paths);
+    const reply = await this.send({ t: 'hash', id: 0, paths });
     if (reply.t !== 'hash') throw new BackupError('INTERNAL', `unexpected answer ${reply.t} from a verify worker`);
-    return reply.sha256;
+    return reply.digests;
   }
 
   private send(msg: ToVerifyWorker, transfer: ArrayBuffer[] = []): Promise<ToPool> {

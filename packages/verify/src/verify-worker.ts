@@ -3,7 +3,7 @@
  * cores decrypt and hash while the main thread keeps reading. The main thread does all repository I/O.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { hashFileSync, verifyPack } from './pack-verify.ts';
+import { hashFilesSync, verifyPack } from './pack-verify.ts';
 import type { ToPool, ToVerifyWorker } from './pool.ts';
 
 const port = parentPort;
@@ -17,7 +17,7 @@ port.on('message', (msg: ToVerifyWorker) => {
       if (msg.t === 'pack') {
         reply = { t: 'pack', id: msg.id, verdict: await verifyPack(key, msg.task) };
       } else {
-        reply = { t: 'hash', id: msg.id, sha256: hashFileSync(msg.path) };
+        reply = { t: 'hash', id: msg.id, digests: hashFilesSync(msg.paths) };
       }
     } catch (e) {
       reply = { t: 'error', id: msg.id, message: (e as Error).message ?? String(e), code: (e as NodeJS.ErrnoException).code ?? 'IO' };

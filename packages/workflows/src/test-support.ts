@@ -28,8 +28,8 @@ export function tempDir(prefix: string): string {
 export function sourceTree(root: string, variant: number): string {
   fs.mkdirSync(path.join(root, 'docs'), { recursive: true });
   fs.writeFileSync(path.join(root, 'readme.txt'), `version ${variant}\n`);
-  fs.writeFileSync(path.join(root, 'docs', 'stable.bin'), randomBytesSeeded(200 * KiB, 7));
-  fs.writeFileSync(path.join(root, 'docs', `changing-${variant}.bin`), randomBytes(150 * KiB));
+  fs.writeFileSync(path.join(root, 'docs', 'stable.bin'), randomBytesSeeded(120 * KiB, 7));
+  fs.writeFileSync(path.join(root, 'docs', `changing-${variant}.bin`), randomBytes(80 * KiB));
   return root;
 }
 

@@ -122,6 +122,9 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
   } finally {
     repo.close();
   }
+  // Interrupted after the snapshots (during the sync to other destinations): the snapshots stand, but the run
+  // did not finish, and a script must be able to tell.
+  if (rt.abort.signal.aborted) return EXIT.interrupted;
   return failures > 0 ? EXIT.error : worst;
 }
 

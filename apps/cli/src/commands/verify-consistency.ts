@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { BackupError, LocalBackend, toBackupError } from '@backup-manager/core-archive';
+import type { Backend } from '@backup-manager/core-archive';
+import { enabledDestinations, openCloudRepository, parseCloudLocation } from '../destinations.ts';
 import { checkConsistency, recordOfConsistency } from '@backup-manager/verify';
 import type { ConsistencyReport, DestinationReport, FileRef } from '@backup-manager/verify';
 import { EXIT } from '../exit-codes.ts';
@@ -20,26 +22,38 @@ export function registerConsistencyCommand(program: Command, start: StartCommand
   program
     .command('check-consistency')
     .description('compare the repository with copies of it (mirrors) by file names, sizes and SHA-256; exit 0 when all agree, 1 otherwise')
-    .option('--mirror <dir>', 'a folder holding a copy of the repository (repeatable)', collect)
+    .option('--mirror <location>', 'a copy of the repository: a folder or gdrive:…, dropbox:…, onedrive:… (repeatable; default: every other enabled destination)', collect)
     .option('--no-hash', 'compare names and sizes only, without reading the files')
     .action((opts: { mirror?: string[]; hash: boolean }, cmd: Command) => start(cmd, (rt) => checkConsistencyCommand(rt, opts)));
 }
 
 export async function checkConsistencyCommand(rt: Runtime, flags: { mirror?: string[]; hash: boolean }): Promise<number> {
-  const mirrors = (flags.mirror ?? []).map((m) => path.resolve(m));
-  if (mirrors.length === 0) throw new BackupError('INVALID_ARGUMENT', 'check-consistency needs at least one --mirror DIR: a folder holding a copy of the repository');
-  for (const m of mirrors) {
-    if (!fs.existsSync(path.join(m, 'config'))) throw new BackupError('INVALID_ARGUMENT', `${m} does not hold a repository (no config file): give the folder of a copy of the repository`);
+  const location = await rt.repoLocation();
+  // Without --mirror: every other enabled destination of config.json, the copies that sync keeps.
+  const given = flags.mirror ?? [];
+  const names = given.length > 0 ? given : enabledDestinations(rt, await rt.config()).map((d) => d.location).filter((l) => l !== location);
+  if (names.length === 0) {
+    throw new BackupError('INVALID_ARGUMENT', 'nothing to compare with: give --mirror LOCATION (a folder, or gdrive:…, dropbox:…, onedrive:…), or enable more than one destination in config.json');
+  }
+  const mirrors: { name: string; backend: Backend }[] = [];
+  for (const name of names) {
+    const cloud = parseCloudLocation(name);
+    if (cloud) {
+      mirrors.push({ name, backend: await openCloudRepository(rt, cloud, { create: false }) });
+      continue;
+    }
+    const dir = path.resolve(name);
+    if (!fs.existsSync(path.join(dir, 'config'))) throw new BackupError('INVALID_ARGUMENT', `${dir} does not hold a repository (no config file): give the folder of a copy of the repository`);
+    mirrors.push({ name: dir, backend: new LocalBackend(dir) });
   }
   const started = Date.now();
   const startedAt = rt.runContext().now().toISOString();
-  const location = await rt.repoLocation();
   const primary = await rt.backend();
   const line = new ProgressLine(rt);
   try {
     const report = await checkConsistency(
       { name: location, backend: primary },
-      mirrors.map((m) => ({ name: m, backend: new LocalBackend(m) })),
+      mirrors,
       {
         hash: flags.hash,
         signal: rt.abort.signal,
@@ -59,6 +73,7 @@ export async function checkConsistencyCommand(rt: Runtime, flags: { mirror?: str
     throw err;
   } finally {
     await primary.close();
+    for (const m of mirrors) await m.backend.close().catch(() => undefined);
   }
 }
 

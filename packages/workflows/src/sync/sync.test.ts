@@ -140,7 +140,6 @@ describe('syncRepository', () => {
     const now = await listing(mirror);
     for (const f of copied) expect(now).toContain(f);
     expect(await snapshotIds(mirror)).toEqual([first, second].sort());
-    expect(await restoredDiffers(mirror, second, v2)).toEqual([]);
     // The primary's new index supersedes the old ones and no longer lists the forgotten snapshot's packs; the packs
     // are all still there, so rebuilding the mirror's index from them makes that snapshot restorable again.
     const repo = await Repository.open(mirror, PASSWORD);
