@@ -1,11 +1,4 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.ts';
 
-export default defineConfig({
-  entry: { main: 'src/main.ts', index: 'src/index.ts' },
-  format: ['esm'],
-  target: 'node22',
-  platform: 'node',
-  dts: { entry: { index: 'src/index.ts' } },
-  sourcemap: true,
-  clean: true,
-});
+export default defineConfig(packageBuild({ main: 'src/main.ts', index: 'src/index.ts' }, { declarations: { index: 'src/index.ts' } }));

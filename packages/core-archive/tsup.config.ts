@@ -1,12 +1,10 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.ts';
 
-export default defineConfig({
-  entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', worker: 'src/worker.ts' },
-  format: ['esm'],
-  target: 'node22',
-  platform: 'node',
-  dts: { entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' } },
-  sourcemap: true,
-  clean: true,
-  splitting: true,
-});
+// worker.ts is its own entry: the pool starts it by file name next to the bundle.
+export default defineConfig(
+  packageBuild(
+    { index: 'src/index.ts', testing: 'src/testing/index.ts', worker: 'src/worker.ts' },
+    { declarations: { index: 'src/index.ts', testing: 'src/testing/index.ts' } },
+  ),
+);

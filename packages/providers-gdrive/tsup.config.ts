@@ -1,12 +1,5 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.ts';
 
-export default defineConfig({
-  entry: { index: 'src/index.ts' },
-  format: ['esm'],
-  target: 'node22',
-  platform: 'node',
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  external: ['@backup-manager/core-archive'],
-});
+// The core is a peer dependency: never bundled, so there is one copy of its types and error classes.
+export default defineConfig(packageBuild({ index: 'src/index.ts' }, { external: ['@backup-manager/core-archive'] }));

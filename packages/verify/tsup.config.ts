@@ -1,13 +1,5 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.ts';
 
-export default defineConfig({
-  // The worker is its own entry: the pool starts it by file name next to the bundle.
-  entry: { index: 'src/index.ts', 'verify-worker': 'src/verify-worker.ts' },
-  format: ['esm'],
-  target: 'node22',
-  platform: 'node',
-  dts: { entry: { index: 'src/index.ts' } },
-  sourcemap: true,
-  clean: true,
-  splitting: true,
-});
+// The worker is its own entry: the pool starts it by file name next to the bundle.
+export default defineConfig(packageBuild({ index: 'src/index.ts', 'verify-worker': 'src/verify-worker.ts' }, { declarations: { index: 'src/index.ts' } }));
