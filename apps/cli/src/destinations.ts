@@ -16,7 +16,7 @@ import {
   RetryBackend, isBackupError,
 } from '@backup-manager/core-archive';
 import type { Backend, OAuthClientConfig, RetryOptions } from '@backup-manager/core-archive';
-import { DropboxBackend } from '@backup-manager/providers-dropbox';
+import { DropboxBackend, dropboxOAuthConfig } from '@backup-manager/providers-dropbox';
 import { GdriveBackend, googleDriveOAuthConfig } from '@backup-manager/providers-gdrive';
 import { OnedriveBackend, onedriveOAuthConfig } from '@backup-manager/providers-onedrive';
 import type { Runtime } from './runtime.ts';
@@ -73,16 +73,7 @@ export const CLOUD_PROVIDERS: { readonly [P in CloudDestination]: ProviderEntry 
     oauth: (config) => {
       const d = config.destinations.dropbox;
       if (d.app_key === undefined) return undefined;
-      return {
-        provider: 'dropbox',
-        clientId: d.app_key,
-        ...(d.app_secret === undefined ? {} : { clientSecret: d.app_secret }),
-        authorizationEndpoint: 'https://www.dropbox.com/oauth2/authorize',
-        tokenEndpoint: 'https://api.dropboxapi.com/oauth2/token',
-        scopes: ['account_info.read', 'files.metadata.read', 'files.metadata.write', 'files.content.read', 'files.content.write'],
-        // offline: Dropbox hands out a refresh token.
-        extraAuthorizationParams: { token_access_type: 'offline' },
-      };
+      return dropboxOAuthConfig({ appKey: d.app_key, ...(d.app_secret === undefined ? {} : { appSecret: d.app_secret }) });
     },
     open: async ({ path: root, session, apiUrl, create }) => {
       const options = { root, session, ...(apiUrl === undefined ? {} : { fetch: originRewritingFetch(apiUrl) }) };

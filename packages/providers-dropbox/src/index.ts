@@ -6,3 +6,5 @@ export { DropboxBackend } from './dropbox-backend.ts';
 export type { DropboxBackendOptions, DropboxFetch, DropboxTokenSource } from './dropbox-backend.ts';
 export { translateDropboxError } from './errors.ts';
 export type { DropboxErrorContext, DropboxOperation } from './errors.ts';
+export { DROPBOX_SCOPES, dropboxOAuthConfig } from './oauth.ts';
+export type { DropboxOAuthOptions } from './oauth.ts';

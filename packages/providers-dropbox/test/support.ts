@@ -9,21 +9,15 @@ import type { DropboxFake, DropboxFakeOptions } from '@backup-manager/cloud-fake
 import { MemoryTokenStore, OAuthSession } from '@backup-manager/core-archive';
 import type { Handle, OAuthClientConfig, TokenStore } from '@backup-manager/core-archive';
 import { DropboxBackend } from '../src/dropbox-backend.ts';
+import { dropboxOAuthConfig as appOAuthConfig } from '../src/oauth.ts';
 import type { DropboxBackendOptions } from '../src/dropbox-backend.ts';
 
 export const MiB = 1024 * 1024;
 export const ROOT = '/backup-manager/repo1';
 
-/** Dropbox's OAuth service as `bam auth dropbox` would configure it (the fake serves the token endpoint). */
+/** Dropbox's OAuth service as `bam auth dropbox` configures it (the fake serves the token endpoint). */
 export function dropboxOAuthConfig(clientId = 'fake-app-key'): OAuthClientConfig {
-  return {
-    provider: 'dropbox',
-    clientId,
-    authorizationEndpoint: 'https://www.dropbox.com/oauth2/authorize',
-    tokenEndpoint: 'https://api.dropboxapi.com/oauth2/token',
-    scopes: ['account_info.read', 'files.metadata.read', 'files.metadata.write', 'files.content.read', 'files.content.write'],
-    extraAuthorizationParams: { token_access_type: 'offline' },
-  };
+  return appOAuthConfig({ appKey: clientId });
 }
 
 /** The fake's fetch in the shape OAuthSession takes (it always calls with a URL string). */

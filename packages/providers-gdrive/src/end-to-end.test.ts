@@ -8,8 +8,8 @@ import path from 'node:path';
 import { Repository, RetryBackend, TEST_SCRYPT, backup, restore } from '@backup-manager/core-archive';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GdriveBackend } from './gdrive-backend.ts';
-import { FOLDER, filesIn, folderAt, startHarness } from './test-support/harness.ts';
-import type { Harness } from './test-support/harness.ts';
+import { FOLDER, filesIn, folderAt, startHarness } from '../test/harness.ts';
+import type { Harness } from '../test/harness.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const KiB = 1024;

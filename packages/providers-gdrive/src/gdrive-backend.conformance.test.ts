@@ -2,7 +2,7 @@
 // pages make every listing and lookup page through nextPageToken; the 20 MiB file goes through a resumable session.
 
 import { describeBackendConformance } from '@backup-manager/core-archive/testing';
-import { startHarness } from './test-support/harness.ts';
+import { startHarness } from '../test/harness.ts';
 
 describeBackendConformance(
   'GdriveBackend on the Google Drive fake',

@@ -10,8 +10,8 @@ import { BackupError, FileTokenStore, RequestPacer, RetryBackend } from '@backup
 import type { Backend, FileInfo, FileType, Handle } from '@backup-manager/core-archive';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GdriveBackend } from './gdrive-backend.ts';
-import { FOLDER, filesIn, folderAt, startHarness } from './test-support/harness.ts';
-import type { Harness } from './test-support/harness.ts';
+import { FOLDER, filesIn, folderAt, startHarness } from '../test/harness.ts';
+import type { Harness } from '../test/harness.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

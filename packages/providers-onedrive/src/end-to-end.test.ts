@@ -10,7 +10,7 @@ import { Repository, RetryBackend, TEST_SCRYPT, backup, restore } from '@backup-
 import { compareTrees, makeAdversarialTree } from '@backup-manager/core-archive/testing';
 import { afterEach, expect, it } from 'vitest';
 import { OnedriveBackend } from './onedrive-backend.ts';
-import { GraphRequestPacer } from './pacer.ts';
+import { RequestPacer } from '@backup-manager/core-archive';
 import { FRAGMENT_UNIT, KiB, UPLOAD_URL_PATH, openOnFake, recordingSleep } from '../test/support.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -31,7 +31,7 @@ it('initialises a repository on OneDrive, backs up a tree and restores it identi
   // Packs (512 KiB) above the simple-upload limit set here (one fragment) go up in sessions of at least two 320 KiB
   // fragments, whose first one the fault below hits; the pacer records OneDrive's Retry-After hold instead of waiting.
   const { sleep: pacerSleep } = recordingSleep();
-  const pacer = new GraphRequestPacer({ requestsPerSecond: Number.POSITIVE_INFINITY, sleep: pacerSleep });
+  const pacer = new RequestPacer({ requestsPerSecond: Number.POSITIVE_INFINITY, sleep: pacerSleep });
   const { fake, options } = await openOnFake({ fragmentBytes: FRAGMENT_UNIT, simpleUploadMaxBytes: FRAGMENT_UNIT, pacer });
   cleanups.push(() => fake.close());
   const { sleeps, sleep } = recordingSleep();

@@ -12,8 +12,6 @@ export { translateGraphError } from './errors.ts';
 export type { GraphErrorContext, GraphOperation } from './errors.ts';
 export { DEFAULT_GRAPH_BASE_URL } from './graph-client.ts';
 export type { GraphFetch } from './graph-client.ts';
-export { GraphRequestPacer } from './pacer.ts';
-export type { GraphRequestPacerOptions } from './pacer.ts';
 export { MAX_DRIVE_PATH_CHARS } from './names.ts';
 export { DEFAULT_TENANT, ONEDRIVE_SCOPES, onedriveOAuthConfig } from './oauth.ts';
 export type { OnedriveOAuthOptions } from './oauth.ts';

@@ -14,6 +14,7 @@ import type { Client, GraphRequest } from '@microsoft/microsoft-graph-client';
 import {
   BackupError,
   FILE_TYPES,
+  RequestPacer,
   checkFileType,
   checkHandle,
   checkRangeArguments,
@@ -34,7 +35,6 @@ import type { GraphErrorContext } from './errors.ts';
 import { createGraphClient, normalizeGraphBaseUrl, withToken } from './graph-client.ts';
 import type { GraphFetch } from './graph-client.ts';
 import { rootSegments } from './names.ts';
-import { GraphRequestPacer } from './pacer.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -84,7 +84,7 @@ export interface OnedriveBackendOptions {
   /** Most Graph requests this backend starts per second (default 10; Infinity turns spacing off). Ignored with `pacer`. */
   readonly requestsPerSecond?: number;
   /** A pacer shared by every backend of one account, so that together they respect the rate and Graph's throttling. */
-  readonly pacer?: GraphRequestPacer;
+  readonly pacer?: RequestPacer;
   /** Milliseconds since the epoch (default Date.now), for Retry-After dates. */
   readonly now?: () => number;
 }
@@ -134,7 +134,7 @@ export class OnedriveBackend implements Backend {
   readonly #fragmentBytes: number;
   readonly #simpleMaxBytes: number;
   readonly #pageSize: number;
-  readonly #pacer: GraphRequestPacer;
+  readonly #pacer: RequestPacer;
   readonly #now: () => number;
   /** Folder creations in flight, by lower-cased path, shared by the saves that found the folder missing. */
   readonly #creatingFolders = new Map<string, Promise<void>>();
@@ -162,7 +162,7 @@ export class OnedriveBackend implements Backend {
     if (!Number.isSafeInteger(this.#pageSize) || this.#pageSize < 1 || this.#pageSize > MAX_LIST_PAGE_SIZE) {
       throw new BackupError('INVALID_ARGUMENT', `listPageSize ${String(options.listPageSize)} is out of range: choose 1 to 1000 (the default is 200)`);
     }
-    this.#pacer = options.pacer ?? new GraphRequestPacer(options.requestsPerSecond === undefined ? {} : { requestsPerSecond: options.requestsPerSecond });
+    this.#pacer = options.pacer ?? new RequestPacer(options.requestsPerSecond === undefined ? {} : { requestsPerSecond: options.requestsPerSecond });
     this.#now = options.now ?? Date.now;
     this.#client = createGraphClient({
       baseUrl: normalizeGraphBaseUrl(options.graphBaseUrl),

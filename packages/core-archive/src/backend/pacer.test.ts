@@ -33,3 +33,30 @@ describe('RequestPacer', () => {
     expect(() => new RequestPacer({ requestsPerSecond: 5, burst: 0 })).toThrow(/burst/);
   });
 });
+
+describe('RequestPacer.holdFor', () => {
+  it('holds every later request until the service’s Retry-After has passed, then paces again', async () => {
+    let now = 0;
+    const sleeps: number[] = [];
+    const pacer = new RequestPacer({ requestsPerSecond: Infinity, now: () => now, sleep: async (ms) => void sleeps.push(ms) });
+    await pacer.acquire();
+    pacer.holdFor(3000);
+    now = 1000;
+    await Promise.all([pacer.acquire(), pacer.acquire()]);
+    expect(sleeps).toEqual([2000, 2000]);
+    now = 3000;
+    await pacer.acquire();
+    expect(sleeps).toEqual([2000, 2000]);
+  });
+
+  it('combines a hold with the rate: the longer wait wins, and a shorter hold never shortens a longer one', async () => {
+    let now = 0;
+    const sleeps: number[] = [];
+    const pacer = new RequestPacer({ requestsPerSecond: 1, burst: 1, now: () => now, sleep: async (ms) => void sleeps.push(ms) });
+    await pacer.acquire();
+    pacer.holdFor(5000);
+    pacer.holdFor(100);
+    await pacer.acquire();
+    expect(sleeps).toEqual([5000]);
+  });
+});

@@ -2,6 +2,8 @@
  * Spaces out requests to one service so that a busy backup stays under its rate limits in the first place.
  * Pacing is not retrying: it only decides when a request may start. A token bucket: up to `burst` requests at
  * once, then `requestsPerSecond`; callers reserve their slot synchronously, so they start in arrival order.
+ * After a service throttled a request, `holdFor` keeps every later request of the account waiting until its
+ * Retry-After has passed: services such as Graph keep throttling an app longer when it keeps sending.
  */
 
 import { BackupError } from '../errors.ts';
@@ -25,6 +27,7 @@ export class RequestPacer {
   readonly #sleep: (ms: number) => Promise<void>;
   #tokens: number;
   #updatedAt: number;
+  #heldUntil = Number.NEGATIVE_INFINITY;
 
   constructor(options: RequestPacerOptions = {}) {
     const rate = options.requestsPerSecond ?? 10;
@@ -45,13 +48,20 @@ export class RequestPacer {
 
   /** Resolves when the next request may start. */
   acquire(): Promise<void> {
-    if (this.requestsPerSecond === Infinity) return Promise.resolve();
     const now = this.#now();
+    const hold = Math.max(0, this.#heldUntil - now);
+    if (this.requestsPerSecond === Infinity) return hold > 0 ? this.#sleep(hold) : Promise.resolve();
     const elapsed = Math.max(0, now - this.#updatedAt);
     this.#tokens = Math.min(this.#burst, this.#tokens + (elapsed * this.requestsPerSecond) / 1000);
     this.#updatedAt = now;
     this.#tokens -= 1; // below zero: a reservation that waits for its share of the rate
-    if (this.#tokens >= 0) return Promise.resolve();
-    return this.#sleep(Math.ceil((-this.#tokens * 1000) / this.requestsPerSecond));
+    const wait = Math.max(hold, this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.requestsPerSecond));
+    return wait > 0 ? this.#sleep(wait) : Promise.resolve();
+  }
+
+  /** The service asked to wait `ms` (its Retry-After): no request through this pacer starts before then. */
+  holdFor(ms: number): void {
+    if (!(ms > 0)) return;
+    this.#heldUntil = Math.max(this.#heldUntil, this.#now() + ms);
   }
 }

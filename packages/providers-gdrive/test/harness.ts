@@ -7,9 +7,9 @@ import { startGdriveFake } from '@backup-manager/cloud-fakes';
 import type { GdriveFake, GdriveFakeOptions, GdriveFile } from '@backup-manager/cloud-fakes';
 import { MemoryTokenStore, OAuthSession } from '@backup-manager/core-archive';
 import type { OAuthTokens, TokenStore } from '@backup-manager/core-archive';
-import { GdriveBackend } from '../gdrive-backend.ts';
-import type { GdriveBackendOptions } from '../gdrive-backend.ts';
-import { googleDriveOAuthConfig } from '../oauth.ts';
+import { GdriveBackend } from '../src/gdrive-backend.ts';
+import type { GdriveBackendOptions } from '../src/gdrive-backend.ts';
+import { googleDriveOAuthConfig } from '../src/oauth.ts';
 
 export const FOLDER = 'backup-manager/repo1';
 
