@@ -4,7 +4,6 @@
  *
  * Usage: node tools/bench/bench.ts [--runs 3] [--size 1.5G] [--only backup,restore,...]   (see README.md)
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -12,6 +11,7 @@ import { changePending, changeStats, applyChange, planChange, revertChange, touc
 import type { ChangePlan } from './change.ts';
 import { CORPUS_ROOTS, compareTrees, ensureCorpus, hashFile, quickCheck, scanTree, treeSize } from './corpus.ts';
 import type { CorpusManifest, Entry } from './corpus.ts';
+import { buildDigest, freezeBam } from './freeze.ts';
 import { describeMachine, finalize, gitDescription, parseSize, toMarkdown } from './report.ts';
 import type { Report, Sample, StepId } from './report.ts';
 import { bamTool, fileSystemOf, loadAverage, prewarm, residentFraction, resticTool, runPlain, runTimed, stopChildren } from './run.ts';
@@ -126,22 +126,6 @@ function log(message: string): void {
   const load = loadAverage();
   report.loadTimeline.push({ at: new Date().toISOString(), what: message, load });
   process.stdout.write(`[${new Date().toISOString().slice(11, 19)} load ${load[0].toFixed(2)}] ${message}\n`);
-}
-
-/** Digest of the built bam (every file of every dist folder): shows whether someone rebuilt it mid-run. */
-function buildDigest(): string {
-  const hash = createHash('sha256');
-  const dists = [path.join(workspace, 'apps', 'cli', 'dist'), ...fs.readdirSync(path.join(workspace, 'packages')).map((p) => path.join(workspace, 'packages', p, 'dist'))];
-  const walk = (dir: string): void => {
-    if (!fs.existsSync(dir)) return;
-    for (const name of fs.readdirSync(dir).sort()) {
-      const p = path.join(dir, name);
-      if (fs.statSync(p).isDirectory()) walk(p);
-      else hash.update(p).update(fs.readFileSync(p));
-    }
-  };
-  for (const d of dists) walk(d);
-  return hash.digest('hex');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -264,8 +248,6 @@ async function measure(
     const summary = tool.backupSummary(t.stdout);
     if (summary !== undefined) sample.detail['summary'] = summary;
   }
-  // Others may rebuild bam while this runs: tag each bam measurement with the build it ran.
-  if (tool.name === 'bam') sample.detail['build'] = buildDigest().slice(0, 12);
   report.samples.push(sample);
   const rate = input.bytes > 0 ? `, ${(input.bytes / 1e6 / t.wallS).toFixed(1)} MB/s` : input.files > 0 ? `, ${(input.files / t.wallS).toFixed(0)} files/s` : '';
   log(`${step} ${tool.name} run ${run}: ${ok ? 'ok' : `FAILED (${sample.error ?? ''})`} ${t.wallS.toFixed(2)} s wall, ${(t.userS + t.sysS).toFixed(1)} s CPU, ` +
@@ -418,11 +400,13 @@ function notes(manifest: CorpusManifest | undefined, bam: Tool | undefined, minu
   if (bam?.hasReadDataCheck === false) n.push('bam has no `verify --read-data`: its read-data check is reported as n/a.');
   if (opts.runs === 1) n.push('Only one run per tool: there is no spread, and the medians are single measurements.');
   if (minutesSinceMassDelete !== undefined && minutesSinceMassDelete < 20) {
-    n.push(`**Warning:** a benchmark deleted many files on this file system ${minutesSinceMassDelete.toFixed(0)} min before this run started; ext4 creates (restore-ext4, corpus build) may have been slowed.`);
+    const firstExt4 = report.samples.find((x) => x.step === 'restore-ext4');
+    const gap = firstExt4 === undefined ? undefined : minutesSinceMassDelete + (Date.parse(firstExt4.startedAt) - Date.parse(report.startedAt)) / 60_000;
+    n.push(`**Warning:** a benchmark deleted many files on this file system ${minutesSinceMassDelete.toFixed(0)} min before this run started` +
+      `${gap === undefined ? '' : ` (${gap.toFixed(0)} min before the first ext4 restore)`}; ext4 creates may have been slowed.`);
   }
   if (report.machine.bamBuildDigestStart !== report.machine.bamBuildDigestEnd && report.machine.bamBuildDigestEnd !== '') {
-    const builds = [...new Set(report.samples.filter((x) => x.tool === 'bam').map((x) => String(x.detail['build'])))];
-    n.push(`**Warning:** bam's build changed while the benchmark ran (someone rebuilt it): the bam measurements ran ${builds.length} build(s) (${builds.join(', ')}; column "bam build" of the measurement table).`);
+    n.push('The workspace\'s bam build changed while the benchmark ran (someone rebuilt it). The measurements are not affected: bam ran from a copy of the build taken at the start (freeze.ts), whose digest is in the machine table.');
   }
   if (manifest !== undefined) n.push(`The corpus is a sorted walk of ${manifest.roots.join(', ')} stopped at ${opts.sizeText}; its content depends on what is installed on this machine (its manifest is ${manifestFile}).`);
   return n;
@@ -448,16 +432,20 @@ async function main(): Promise<void> {
     log('a previous benchmark left the corpus changed: reverting');
     revertChange(corpusDir, undoDir);
   }
-  const bam = bamTool(workspace);
+  const workspaceBuild = path.join(workspace, 'apps', 'cli', 'dist', 'main.js');
+  if (!fs.existsSync(workspaceBuild)) {
+    throw new Error(`${workspaceBuild} is missing: build first (cd ${workspace} && eval "$(scripts/ensure-node.sh)" && npx nx run-many -t build)`);
+  }
+  fs.mkdirSync(workDir, { recursive: true });
+  report.machine.bamBuildDigestStart = await freezeBam(workspace, path.join(workDir, 'bam-build'), log);
+  const bam = bamTool(path.join(workDir, 'bam-build'));
   context.bam = bam;
   const restic = resticTool(log);
   report.options['bamHasReadDataCheck'] = bam.hasReadDataCheck;
   report.machine.bam = bam.version;
   report.machine.restic = restic.version;
   report.machine.bamCommit = gitDescription(workspace);
-  report.machine.bamBuildDigestStart = buildDigest();
   log(`bam ${bam.version} (verify --read-data: ${bam.hasReadDataCheck ? 'yes' : 'n/a'}); ${restic.version}`);
-  fs.mkdirSync(workDir, { recursive: true });
 
   try {
     if (CORPUS_STEPS.some((s) => opts.only.has(s))) {
@@ -504,7 +492,7 @@ async function main(): Promise<void> {
 function writeReport(): void {
   if (reportWritten || !lockHeld) return;
   reportWritten = true;
-  report.machine.bamBuildDigestEnd = buildDigest();
+  report.machine.bamBuildDigestEnd = buildDigest(workspace);
   report.finishedAt = new Date().toISOString();
   report.notes = [...notes(context.manifest, context.bam, context.minutesSinceMassDelete), ...report.notes];
   const base = path.join(benchDir, `report-${stamp}`);

@@ -300,7 +300,7 @@ export function toMarkdown(report: Report): string {
   lines.push(`| kernel / OS | ${m.kernel} / ${m.os} |`);
   lines.push(`| Node | ${m.node} |`);
   lines.push(`| restic | ${m.restic} |`);
-  lines.push(`| bam | ${m.bam}, commit ${m.bamCommit}; build digest ${m.bamBuildDigestStart.slice(0, 12)}${m.bamBuildDigestEnd === m.bamBuildDigestStart ? ' (unchanged during the run)' : ` → ${m.bamBuildDigestEnd.slice(0, 12)} (**the build changed during the run**)`} |`);
+  lines.push(`| bam | ${m.bam}, commit ${m.bamCommit}; measured: a frozen copy of the build, digest ${m.bamBuildDigestStart.slice(0, 12)}${m.bamBuildDigestEnd === m.bamBuildDigestStart ? ' (the workspace build did not change during the run)' : ` (the workspace build changed to ${m.bamBuildDigestEnd.slice(0, 12)} during the run; not measured)`} |`);
   for (const [what, fsDesc] of Object.entries(m.fileSystems)) lines.push(`| file system: ${what} | ${fsDesc} |`);
   lines.push('');
   const c = report.corpus;
@@ -346,10 +346,10 @@ export function toMarkdown(report: Report): string {
     lines.push('');
   }
   lines.push('## Every measurement, with the load average (1 min) before → after', '');
-  lines.push('| step | tool | run | ok | wall s | CPU s | peak RSS MB | MB/s | load 1m | warm-up read | input cached before → after | read from disk MB | started | bam build |', '| --- | --- | ---: | :---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | --- | --- |');
+  lines.push('| step | tool | run | ok | wall s | CPU s | peak RSS MB | MB/s | load 1m | warm-up read | input cached before → after | read from disk MB | started |', '| --- | --- | ---: | :---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | --- |');
   for (const x of report.samples) {
     const rate = x.bytes > 0 ? fmt(x.bytes / MB / x.wallS, 1) : x.files > 0 ? `${fmt(x.files / x.wallS, 0)} files/s` : '';
-    lines.push(`| ${x.step} | ${x.tool} | ${x.run} | ${x.ok ? 'yes' : `**no**: ${(x.error ?? '').replace(/\|/g, '/').slice(0, 120)}`} | ${fmt(x.wallS, 2)} | ${fmt(x.userS + x.sysS, 1)} | ${fmt(rssMB(x), 0)} | ${rate} | ${fmt(x.load1Before, 2)} → ${fmt(x.load1After, 2)} | ${human(x.prewarm.bytes)} in ${fmt(x.prewarm.seconds, 1)} s | ${pct(x.cached.before)} → ${pct(x.cached.after)} | ${fmt(x.diskReadBytes / MB, 0)} | ${x.startedAt.slice(11, 19)} | ${typeof x.detail['build'] === 'string' ? x.detail['build'].slice(0, 8) : ''} |`);
+    lines.push(`| ${x.step} | ${x.tool} | ${x.run} | ${x.ok ? 'yes' : `**no**: ${(x.error ?? '').replace(/\|/g, '/').slice(0, 120)}`} | ${fmt(x.wallS, 2)} | ${fmt(x.userS + x.sysS, 1)} | ${fmt(rssMB(x), 0)} | ${rate} | ${fmt(x.load1Before, 2)} → ${fmt(x.load1After, 2)} | ${human(x.prewarm.bytes)} in ${fmt(x.prewarm.seconds, 1)} s | ${pct(x.cached.before)} → ${pct(x.cached.after)} | ${fmt(x.diskReadBytes / MB, 0)} | ${x.startedAt.slice(11, 19)} |`);
   }
   lines.push('');
   if (report.repoSizes.length > 0) {

@@ -244,13 +244,11 @@ function lastJson(stdout: string, match: (doc: Record<string, unknown>) => boole
   return undefined;
 }
 
-/** bam, run from this checkout's build with the Node running the benchmark. */
-export function bamTool(workspace: string): Tool {
-  const launcher = path.join(workspace, 'apps', 'cli', 'bin', 'bam.mjs');
-  const entry = path.join(workspace, 'apps', 'cli', 'dist', 'main.js');
-  if (!fs.existsSync(entry)) {
-    throw new Error(`${entry} is missing: build first (cd ${workspace} && eval "$(scripts/ensure-node.sh)" && npx nx run-many -t build)`);
-  }
+/** bam, run from `buildRoot` (a frozen copy of the workspace's build, see freeze.ts) with the benchmark's Node. */
+export function bamTool(buildRoot: string): Tool {
+  const launcher = path.join(buildRoot, 'apps', 'cli', 'bin', 'bam.mjs');
+  const entry = path.join(buildRoot, 'apps', 'cli', 'dist', 'main.js');
+  if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: build bam first`);
   const node = process.execPath;
   const env = (ctx?: ToolContext): NodeJS.ProcessEnv =>
     cleanEnv({ BACKUP_MANAGER_PASSWORD: PASSWORD, BACKUP_MANAGER_HOME: ctx?.state ?? path.join(os.tmpdir(), 'bam-bench-home') });
@@ -263,12 +261,13 @@ export function bamTool(workspace: string): Tool {
   const hasVerify = /^\s+verify\b/m.test(help.stdout);
   const hasReadData = hasVerify && runPlain(node, [launcher, 'verify', '--help'], env()).stdout.includes('--read-data');
   const version = runPlain(node, [launcher, '--version'], env()).stdout.trim();
-  const dists = ['apps/cli/dist', ...fs.readdirSync(path.join(workspace, 'packages')).map((p) => `packages/${p}/dist`)];
+  const scope = path.join(buildRoot, 'node_modules', '@backup-manager');
+  const dists = [path.join(buildRoot, 'apps', 'cli', 'dist'), ...(fs.existsSync(scope) ? fs.readdirSync(scope).map((p) => path.join(scope, p, 'dist')) : [])];
   return {
     name: 'bam',
     version: `${version} (node ${process.version})`,
     hasReadDataCheck: hasReadData,
-    programPaths: [node, launcher, ...dists.map((d) => path.join(workspace, d)).filter((d) => fs.existsSync(d))],
+    programPaths: [node, launcher, ...dists.filter((d) => fs.existsSync(d))],
     init: (ctx) => bam(ctx, '--json', 'init'),
     backup: (ctx, source) => bam(ctx, '--json', 'backup', source),
     restore: (ctx, target) => bam(ctx, '--json', 'restore', 'latest', '--target', target),

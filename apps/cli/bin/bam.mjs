@@ -38,10 +38,9 @@ env.MALLOC_MMAP_THRESHOLD_ ??= '131072';
 // fd 3 is a pipe the child watches: if this process dies, even by SIGKILL, the pipe closes and the child stops at
 // once instead of running on unseen.
 const child = spawn(node, ['--max-semi-space-size=2', entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });
-// Ctrl-C reaches the child through the terminal's process group and the child stops cleanly; this process only
-// waits. Signals sent to this process alone (kill, a service manager) are passed on.
-process.on('SIGINT', () => {});
-for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+// Signals are passed on to the child, which stops cleanly. A terminal's Ctrl-C reaches both processes at once; the
+// child counts interrupts that close together as one, so the forwarded copy does not turn into "quit at once".
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
 child.on('error', (e) => {
   process.stderr.write(`bam: cannot start ${node}: ${e.message}\n`);
   process.exit(1);

@@ -22,9 +22,13 @@ if (Number.isInteger(launcherFd) && launcherFd > 2) {
 
 const run = runCli(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
 let signals = 0;
+let firstSignalAt = 0;
 const onSignal = (): void => {
+  // The launcher forwards what the terminal also sent us directly: copies within half a second are one interrupt.
+  if (signals > 0 && Date.now() - firstSignalAt < 500) return;
   signals++;
   if (signals === 1) {
+    firstSignalAt = Date.now();
     if (process.stderr.isTTY) process.stderr.write('\ninterrupted: stopping cleanly (press Ctrl-C again to quit at once)\n');
     run.interrupt();
   } else {

@@ -208,14 +208,14 @@ describe('backup, restore, key and unlock options', () => {
       await bamOk(['restore', `${id}:${src}/docs`, '--target', out], run);
       const a = path.join(out, 'a.txt');
       fs.writeFileSync(a, 'edited since');
-      const stamp = fs.statSync(a).mtimeNs;
+      const stamp = fs.statSync(a, { bigint: true }).mtimeNs;
       const refused = await bam(['restore', `${id}:${src}/docs`, '--target', out], run);
       expect(refused.code, describeRun(['restore', '(no --overwrite)'], refused)).not.toBe(0);
       expect(refused.stderr).toContain(a);
       expect(refused.stderr).toMatch(/--overwrite/);
       expect(hasStackTrace(refused.stderr)).toBe(false);
       expect(fs.readFileSync(a, 'utf8')).toBe('edited since');
-      expect(fs.statSync(a).mtimeNs).toBe(stamp);
+      expect(fs.statSync(a, { bigint: true }).mtimeNs).toBe(stamp);
       await bamOk(['restore', `${id}:${src}/docs`, '--target', out, '--overwrite'], run);
       expect(fs.readFileSync(a, 'utf8')).toBe('A');
       expect(compareTrees(path.join(src, 'docs'), out, { root: false })).toEqual([]);

@@ -240,7 +240,7 @@ export class Scratch {
         execFileSync('umount', ['-l', m]);
       }
     }
-    fs.rmSync(this.root, { recursive: true, force: true });
+    fs.rmSync(this.root, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
 }
 

@@ -22,6 +22,14 @@ export type WorkerFileResult =
   | { index: number; content: string[]; sha256: string; size: number; changed: boolean; error?: undefined }
   | { index: number; error: { code: string; message: string } };
 
+/** Where one envelope lies in a 'blobs' message's buffer. */
+export interface SealedBlobRef {
+  id: string;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
 export interface RestoreTarget {
   path: string;
   offset: number;
@@ -43,14 +51,19 @@ export type ToWorker =
   | { t: 'init'; init: WorkerInit }
   | { t: 'files'; job: number; files: WorkerFileJob[] }
   | { t: 'known'; req: number; isNew: boolean[] }
-  | { t: 'ack'; req: number; error?: { code: string; message: string } }
+  /** `data`: the buffer of the 'blobs' message it answers, handed back for the worker's next batch */
+  | { t: 'ack'; req: number; error?: { code: string; message: string }; data?: Uint8Array }
   | { t: 'restore'; task: WorkerRestoreTask }
   | { t: 'hash'; task: number; path: string }
   | { t: 'scan'; paths: string[]; patterns: string[]; ifPresent: string[]; largerThan?: number };
 
 export type ToMain =
   | { t: 'query'; job: number; req: number; ids: string[]; bytes: number }
-  | { t: 'blobs'; job: number; req: number; blobs: { id: string; envelope: Uint8Array; rawLength: number }[] }
+  /**
+   * Sealed blobs, their envelopes back to back in `data` (transferred, not copied; the 'ack' returns it, so one
+   * buffer carries every batch of a worker and neither thread makes garbage of it).
+   */
+  | { t: 'blobs'; job: number; req: number; data: Uint8Array; blobs: SealedBlobRef[] }
   | { t: 'file'; job: number; result: WorkerFileResult }
   | { t: 'done'; job: number }
   | { t: 'failed'; job: number; error: { code: string; message: string } }

@@ -11,7 +11,10 @@ import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult, WorkerInit, Wor
 export interface PoolHandlers {
   /** For each id, true when the caller must store it (claims it); false when it is known or claimed already. */
   claim(ids: string[]): boolean[];
-  /** Stores sealed blobs; resolving releases the worker to continue (back-pressure). */
+  /**
+   * Stores sealed blobs; resolving releases the worker to continue (back-pressure). The envelopes are views into a
+   * buffer that goes back to the worker as soon as the promise settles: copy what must be kept, before settling.
+   */
   store(blobs: { id: string; envelope: Uint8Array; rawLength: number }[]): Promise<void>;
   /** Bytes a worker has read, for progress. */
   progress?(bytes: number): void;
@@ -149,15 +152,23 @@ export class WorkerPool {
         slot.worker.postMessage({ t: 'known', req: m.req, isNew } satisfies ToWorker);
         return;
       }
-      case 'blobs':
-        this.handlers.store(m.blobs).then(
-          () => slot.worker.postMessage({ t: 'ack', req: m.req } satisfies ToWorker),
+      case 'blobs': {
+        const data = m.data;
+        const blobs = m.blobs.map((b) => ({ id: b.id, envelope: data.subarray(b.offset, b.offset + b.length), rawLength: b.rawLength }));
+        // The buffer travels back with the answer: the worker seals its next batch into the same memory.
+        const answer = (error?: { code: string; message: string }): void => {
+          const msg: ToWorker = error ? { t: 'ack', req: m.req, error, data } : { t: 'ack', req: m.req, data };
+          slot.worker.postMessage(msg, [data.buffer as ArrayBuffer]);
+        };
+        this.handlers.store(blobs).then(
+          () => answer(),
           (e: unknown) => {
             const err = e instanceof BackupError ? e : new BackupError('IO', String(e), { cause: e });
-            slot.worker.postMessage({ t: 'ack', req: m.req, error: { code: err.code, message: err.message } } satisfies ToWorker);
+            answer({ code: err.code, message: err.message });
           },
         );
         return;
+      }
       case 'file': {
         const job = this.files.get(m.job);
         const d = job?.results.get(m.result.index);

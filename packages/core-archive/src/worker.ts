@@ -4,16 +4,20 @@
  * then compresses and seals only those. For restore it opens, decompresses and writes blobs with positioned writes.
  * The main thread keeps the repository, the index and all network or backend I/O.
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { FdChunkReader } from './chunker/chunker.ts';
 import type { ChunkerParams } from './chunker/chunker.ts';
 import { gearTable } from './chunker/gear.ts';
-import { openBlob, sealBlob } from './crypto/blob.ts';
+import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { blobAad, ENVELOPE_OVERHEAD, NONCE_BYTES, open, TAG_BYTES } from './crypto/aead.ts';
 import { idToBytes } from './crypto/hash.ts';
+import { decodePayload, encodePayloadParts, PAYLOAD_RAW, PAYLOAD_ZSTD, validateCompressionOptions } from './compress.ts';
+import type { CompressionOptions } from './compress.ts';
+import { releaseBytes } from './pack/pack.ts';
 import { createExcludeMatcher } from './archiver/excludes.ts';
-import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult, WorkerInit, WorkerRestoreTask } from './pool-protocol.ts';
+import type { SealedBlobRef, ToMain, ToWorker, WorkerFileJob, WorkerFileResult, WorkerInit, WorkerRestoreTask } from './pool-protocol.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run as a worker thread');
@@ -30,6 +34,12 @@ const BATCH_BYTES = 4 * 1024 * 1024;
 const READ_SIZE = 1024 * 1024;
 let readerBuffer: Uint8Array | undefined;
 const BATCH_FILES = 256;
+// Every buffer a batch needs is allocated once and reused: the chunk copies go into `arena`, and the sealed envelopes
+// into `outbox`, which travels to the main thread and comes back with its answer. Buffers made per chunk would be
+// garbage that V8 frees only after tens of megabytes of it have piled up, in every thread.
+let arena: Uint8Array | undefined;
+let outbox: Uint8Array | undefined;
+const OUTBOX_BYTES = BATCH_BYTES + 64 * 1024;
 
 function post(msg: ToMain, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(msg, transfer);
@@ -50,9 +60,95 @@ function errorOf(e: unknown): { code: string; message: string } {
 /** Pending chunks of one or more files, flushed to the main thread together to amortise the round trip. */
 interface Batch {
   ids: string[];
+  /** views into `arena`, or (alone in its batch) a chunk too large for it, still in the reader's buffer */
   chunks: Uint8Array[];
   bytes: number;
+  /** bytes of `arena` in use */
+  used: number;
   results: WorkerFileResult[];
+}
+
+/**
+ * Queues a chunk for the dedup question. A chunk is a view into a buffer that the next read overwrites, so it is
+ * copied into the arena; one too large for the arena is sent on its own before the caller reads on.
+ */
+async function addChunk(job: number, batch: Batch, id: string, chunk: Uint8Array): Promise<void> {
+  const room = (arena ??= new Uint8Array(BATCH_BYTES));
+  if (batch.used + chunk.length > room.length && batch.ids.length > 0) await flush(job, batch);
+  let kept = chunk;
+  if (chunk.length <= room.length) {
+    room.set(chunk, batch.used);
+    kept = room.subarray(batch.used, batch.used + chunk.length);
+    batch.used += chunk.length;
+  }
+  batch.ids.push(id);
+  batch.chunks.push(kept);
+  batch.bytes += chunk.length;
+  if (batch.bytes >= BATCH_BYTES || kept === chunk) await flush(job, batch);
+}
+
+const RAW_BYTE = Uint8Array.of(PAYLOAD_RAW);
+const ZSTD_BYTE = Uint8Array.of(PAYLOAD_ZSTD);
+/** zlib's smallest chunkSize (Z_MIN_CHUNK). */
+const MIN_OUTPUT_BUFFER = 64;
+
+/**
+ * encodePayloadParts (compress.ts) for a chunk, with the zstd frame written into one buffer that any frame fits in
+ * (zstd's compressBound) instead of Node's default of 16 KiB pieces joined at the end: for a 1 MiB chunk some thirty
+ * allocations, and for a small file 16 KiB of Node's pool whatever the file's size, all of it garbage. A large frame
+ * has a buffer of its own that the caller releases once it is sealed.
+ */
+function encodeChunk(data: Uint8Array, opts: CompressionOptions): [Uint8Array, Uint8Array] {
+  if (opts.compression !== 'zstd' || data.byteLength === 0) return encodePayloadParts(data, opts);
+  validateCompressionOptions(opts);
+  const frame = zstdCompressSync(data, {
+    params: { [zlibConstants.ZSTD_c_compressionLevel]: opts.level },
+    pledgedSrcSize: data.byteLength,
+    // compressBound(n) is n + n/256 (+ at most 64 bytes below 128 KiB); the slack also keeps the buffer from ending
+    // exactly full, which would make Node allocate another one to look for more output.
+    chunkSize: Math.max(MIN_OUTPUT_BUFFER, data.byteLength + (data.byteLength >>> 8) + 1024),
+  });
+  // Stored raw unless the method byte plus the frame is strictly smaller than the method byte plus the chunk.
+  if (frame.byteLength < data.byteLength) return [ZSTD_BYTE, frame];
+  releaseBytes(frame);
+  return [RAW_BYTE, data];
+}
+
+/** After sealing: frees the zstd frame of encodeChunk (the raw chunk itself is not the frame's to free). */
+function releaseFrame(parts: readonly Uint8Array[], chunk: Uint8Array): void {
+  if (parts[1] !== chunk) releaseBytes(parts[1]!);
+}
+
+/**
+ * Seals one blob into `out` at `at` and returns the envelope's length: the envelope of crypto/aead.ts (nonce ‖
+ * AES-256-GCM ciphertext ‖ tag) over the payload parts, written in place instead of into a new buffer.
+ */
+function sealInto(out: Uint8Array, at: number, key: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[]): number {
+  const nonce = out.subarray(at, at + NONCE_BYTES);
+  randomFillSync(nonce);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  let p = at + NONCE_BYTES;
+  for (const part of parts) {
+    const c = cipher.update(part);
+    out.set(c, p);
+    p += c.byteLength;
+    // The cipher's output is a fresh buffer, copied now: free it at once rather than with the next collection.
+    releaseBytes(c);
+  }
+  const last = cipher.final();
+  out.set(last, p);
+  p += last.byteLength;
+  out.set(cipher.getAuthTag(), p);
+  return p + TAG_BYTES - at;
+}
+
+/** Hands sealed blobs to the main thread and waits until it has taken them; returns the buffer it sends back. */
+async function sendBlobs(job: number, data: Uint8Array, blobs: SealedBlobRef[]): Promise<Uint8Array | undefined> {
+  const ack = await request({ t: 'blobs', job, req: nextReq++, data, blobs }, [data.buffer as ArrayBuffer]);
+  if (ack.t !== 'ack') throw new Error(`unexpected answer ${ack.t}`);
+  if (ack.error) throw Object.assign(new Error(ack.error.message), { code: ack.error.code, fatal: true });
+  return ack.data;
 }
 
 async function flush(job: number, batch: Batch): Promise<void> {
@@ -60,27 +156,42 @@ async function flush(job: number, batch: Batch): Promise<void> {
     const req = nextReq++;
     const answer = await request({ t: 'query', job, req, ids: batch.ids, bytes: batch.bytes });
     if (answer.t !== 'known') throw new Error(`unexpected answer ${answer.t}`);
-    const blobs: { id: string; envelope: Uint8Array; rawLength: number }[] = [];
-    const transfer: ArrayBuffer[] = [];
     const m = init!;
-    answer.isNew.forEach((isNew, i) => {
-      if (!isNew) return;
+    let box = (outbox ??= new Uint8Array(OUTBOX_BYTES));
+    let blobs: SealedBlobRef[] = [];
+    let used = 0;
+    for (let i = 0; i < batch.ids.length; i++) {
+      if (!answer.isNew[i]) continue;
+      const id = batch.ids[i]!;
       const chunk = batch.chunks[i]!;
-      const envelope = sealBlob(m.key, 'data', idToBytes(batch.ids[i]!), chunk, m.compression);
-      blobs.push({ id: batch.ids[i]!, envelope, rawLength: chunk.length });
-      transfer.push(envelope.buffer as ArrayBuffer);
-    });
-    if (blobs.length > 0) {
-      const ack = await request({ t: 'blobs', job, req: nextReq++, blobs }, transfer);
-      if (ack.t !== 'ack') throw new Error(`unexpected answer ${ack.t}`);
-      if (ack.error) throw Object.assign(new Error(ack.error.message), { code: ack.error.code, fatal: true });
+      const parts = encodeChunk(chunk, m.compression);
+      const length = ENVELOPE_OVERHEAD + parts[0].byteLength + parts[1].byteLength;
+      if (used + length > box.length && blobs.length > 0) {
+        box = outbox = (await sendBlobs(job, box, blobs)) ?? new Uint8Array(OUTBOX_BYTES);
+        blobs = [];
+        used = 0;
+      }
+      if (length > box.length) {
+        // Larger than the outbox (an incompressible chunk above BATCH_BYTES): a buffer of its own, sent alone.
+        const own = new Uint8Array(length);
+        sealInto(own, 0, m.key, blobAad('data', idToBytes(id)), parts);
+        releaseFrame(parts, chunk);
+        await sendBlobs(job, own, [{ id, offset: 0, length, rawLength: chunk.length }]);
+        continue;
+      }
+      sealInto(box, used, m.key, blobAad('data', idToBytes(id)), parts);
+      releaseFrame(parts, chunk);
+      blobs.push({ id, offset: used, length, rawLength: chunk.length });
+      used += length;
     }
+    if (blobs.length > 0) outbox = (await sendBlobs(job, box, blobs)) ?? new Uint8Array(OUTBOX_BYTES);
   }
   // Results go out only after their blobs are with the main thread: a tree never names a blob that was not sent.
   for (const r of batch.results) post({ t: 'file', job, result: r });
   batch.ids = [];
   batch.chunks = [];
   batch.bytes = 0;
+  batch.used = 0;
   batch.results = [];
 }
 
@@ -110,7 +221,7 @@ function sameVersion(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
 }
 
 async function backupFiles(job: number, files: WorkerFileJob[]): Promise<void> {
-  const batch: Batch = { ids: [], chunks: [], bytes: 0, results: [] };
+  const batch: Batch = { ids: [], chunks: [], bytes: 0, used: 0, results: [] };
   for (const f of files) {
     let fd = -1;
     try {
@@ -135,10 +246,7 @@ async function backupFiles(job: number, files: WorkerFileJob[]): Promise<void> {
         const id = createHash('sha256').update(chunk).digest('hex');
         content.push(id);
         size += chunk.length;
-        batch.ids.push(id);
-        batch.chunks.push(chunk.slice());
-        batch.bytes += chunk.length;
-        if (batch.bytes >= BATCH_BYTES) await flush(job, batch);
+        await addChunk(job, batch, id, chunk);
       }
       const after = fs.fstatSync(fd, { bigint: true });
       const changed = !sameVersion(before, after) || BigInt(size) !== after.size || before.ino !== BigInt(f.ino) || before.mtimeNs !== BigInt(f.mtimeNs);
@@ -164,7 +272,7 @@ function restoreTask(task: WorkerRestoreTask): void {
     let plain: Uint8Array;
     try {
       const envelope = task.data.subarray(blob.offset, blob.offset + blob.length);
-      plain = openBlob(m.key, 'data', idToBytes(blob.id), envelope, blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
+      plain = openDataBlob(m.key, blob.id, envelope, blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
     } catch (e) {
       for (const t of blob.targets) errors.push({ path: t.path, message: (e as Error).message });
       continue;
@@ -189,8 +297,34 @@ function restoreTask(task: WorkerRestoreTask): void {
         if (fd >= 0) fs.closeSync(fd);
       }
     }
+    releaseBytes(plain);
   }
+  // The pack range was transferred here and is used up: free it now (it is up to MAX_RUN_BYTES of the restorer).
+  releaseBytes(task.data);
   post({ t: 'restored', task: task.task, errors, hashes });
+}
+
+/**
+ * openBlob (crypto/blob.ts) for restore, with the plaintext decompressed into one buffer of its known length
+ * instead of 16 KiB pieces joined at the end. Anything unusual goes through decodePayload, which reports it.
+ * Nothing else uses the result's buffer, so the caller may release it.
+ */
+function openDataBlob(key: Uint8Array, id: string, envelope: Uint8Array, rawLength: number, what: string): Uint8Array {
+  const payload = open(key, envelope, blobAad('data', idToBytes(id)), what);
+  if (payload[0] === PAYLOAD_ZSTD) {
+    try {
+      // One byte of room beyond rawLength, so that zstd finishes within the buffer instead of asking for another.
+      const chunkSize = Math.max(MIN_OUTPUT_BUFFER, rawLength + 1);
+      const plain = zstdDecompressSync(payload.subarray(1), { chunkSize, maxOutputLength: Math.max(1, rawLength), rejectGarbageAfterEnd: true });
+      if (plain.byteLength === rawLength) {
+        releaseBytes(payload);
+        return plain;
+      }
+    } catch {
+      // decodePayload below fails the same way and says why.
+    }
+  }
+  return decodePayload(payload, what, rawLength);
 }
 
 function isAllZero(b: Uint8Array): boolean {
@@ -206,13 +340,15 @@ function isAllZero(b: Uint8Array): boolean {
   return true;
 }
 
+let hashBuffer: Uint8Array | undefined;
+
 /** Hashes a restored file by reading it back: used for files whose blobs arrived from several packs. */
 function hashFile(task: number, path: string): void {
   let fd = -1;
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     const h = createHash('sha256');
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    const buf = (hashBuffer ??= new Uint8Array(READ_SIZE));
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;

@@ -1,13 +1,12 @@
 /**
  * Pack files (docs/format.md, "Blobs and packs"): blob envelopes back to back, then a sealed header listing them,
- * then the header envelope's length as uint32le. Writing builds the whole pack in memory (packs are ~16 MiB);
- * reading the header needs only the file's tail.
+ * then the header envelope's length as uint32le. Writing builds the whole pack in one buffer (packs are ~16 MiB),
+ * which the caller may hand to the next pack once this one is saved; reading the header needs only the file's tail.
  */
 import { BackupError } from '../errors.ts';
 import type { BlobType, IndexBlobEntry } from '../format.ts';
 import { ENVELOPE_OVERHEAD, KEY_BYTES, metadataAad, open, seal } from '../crypto/aead.ts';
-import { concatBytes } from '../crypto/bytes.ts';
-import { bytesToId, idToBytes, isId, sha256HexOfParts } from '../crypto/hash.ts';
+import { bytesToId, idToBytes, isId, sha256Hex } from '../crypto/hash.ts';
 import { decodePayload, PAYLOAD_RAW } from '../compress.ts';
 
 export const HEADER_ENTRY_BYTES = 41;
@@ -19,11 +18,36 @@ export const MIN_PAYLOAD_ENVELOPE = ENVELOPE_OVERHEAD + 1;
 const UINT32_MAX = 0xffffffff;
 /** The first read of a pack's tail; headers of ordinary packs fit, so one ranged read usually suffices. */
 export const PACK_TAIL_GUESS = 64 * 1024;
+/** Bytes a pack's header envelope and trailer take beyond its blobs, for `count` blobs. */
+export function packOverhead(count: number): number {
+  return ENVELOPE_OVERHEAD + 1 + HEADER_ENTRY_BYTES * count + TRAILER_BYTES;
+}
+const DEFAULT_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Frees the memory behind a large buffer now, by detaching its ArrayBuffer, instead of whenever V8 next collects
+ * garbage: V8 lets tens of megabytes of dead buffers pile up per thread before it does, because their size is
+ * invisible to its young generation. Only for a buffer that nothing else uses: every view of it reads as empty
+ * afterwards. Small buffers are left to the collector: they live in malloc's heaps, which freeing them one at a time
+ * would shrink and grow again (page faults) where a collection frees them together, and they may be slices of
+ * Node's shared pool, which cannot be detached.
+ */
+export function releaseBytes(bytes: Uint8Array): void {
+  const buffer = bytes.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer; readonly detached?: boolean };
+  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength < RELEASE_MIN_BYTES || buffer.detached === true) return;
+  try {
+    buffer.transfer?.(0);
+  } catch {
+    // Not detachable (memory Node keeps for itself): the collector frees it as before.
+  }
+}
+/** glibc's mmap threshold as the CLI sets it: buffers from here up are mappings of their own, unmapped when freed. */
+const RELEASE_MIN_BYTES = 128 * 1024;
 
 export interface FinishedPack {
-  /** The pack file as pieces, in order (blob envelopes, header envelope, trailer), for streaming uploads. */
+  /** The pack file as pieces, in order, for streaming uploads: here the single piece `bytes`. */
   parts: Uint8Array[];
-  /** The whole pack file; concatenated on first access, so callers that only use `parts` never pay for it. */
+  /** The whole pack file: a view into the builder's `buffer`, valid until that buffer is given to another pack. */
   readonly bytes: Uint8Array;
   /** sha256Hex of the pack file: its name under data/. */
   id: string;
@@ -34,26 +58,34 @@ export interface FinishedPack {
 interface PendingBlob {
   type: BlobType;
   id: string;
-  envelope: Uint8Array;
+  length: number;
   rawLength: number;
 }
 
 /**
  * Collects sealed blobs of one type into a pack. Data and tree blobs go to separate packs (docs/format.md), so the
  * builder refuses to mix them. A blob id added twice is stored once: add() returns false for the repeat.
+ * Envelopes are copied into one buffer as they arrive, and the header and trailer are written behind them, so the
+ * finished pack is that buffer's prefix: no list of envelopes to keep alive, and no second copy to join them.
  */
 export class PackBuilder {
   readonly #key: Uint8Array;
   readonly #blobs: PendingBlob[] = [];
   readonly #ids = new Set<string>();
+  #buffer: Uint8Array;
   #size = 0;
   #finished = false;
 
-  constructor(key: Uint8Array) {
+  /**
+   * `buffer`, when given, is the memory the pack is built in (a buffer of an earlier pack that has been saved, or
+   * one sized for a full pack); a larger one replaces it when it runs out of room.
+   */
+  constructor(key: Uint8Array, buffer?: Uint8Array) {
     if (key.byteLength !== KEY_BYTES) {
       throw new BackupError('INVALID_ARGUMENT', `an encryption key is ${KEY_BYTES} bytes, got ${key.byteLength}`);
     }
     this.#key = key;
+    this.#buffer = buffer ?? new Uint8Array(DEFAULT_BUFFER_BYTES);
   }
 
   /** Blob bytes added so far (the header and trailer come on top). */
@@ -70,9 +102,14 @@ export class PackBuilder {
     return this.#blobs[0]?.type;
   }
 
+  /** The memory the pack is built in; once the finished pack is saved, it can be given to the next builder. */
+  get buffer(): Uint8Array {
+    return this.#buffer;
+  }
+
   /**
-   * Appends a sealed blob (`envelope` from sealBlob, kept by reference: do not reuse its memory). Returns false, and
-   * stores nothing, when this pack already holds the id.
+   * Appends a sealed blob (`envelope` from sealBlob; copied, so the caller may reuse its memory at once). Returns
+   * false, and stores nothing, when this pack already holds the id.
    */
   add(type: BlobType, id: string, envelope: Uint8Array, rawLength: number): boolean {
     if (this.#finished) throw new BackupError('INTERNAL', 'this pack is already finished; start a new PackBuilder');
@@ -91,8 +128,10 @@ export class PackBuilder {
       throw new BackupError('INVALID_ARGUMENT', `blob ${id} has an invalid raw length ${String(rawLength)}`);
     }
     if (this.#ids.has(id)) return false;
+    this.#reserve(this.#size + envelope.byteLength);
+    this.#buffer.set(envelope, this.#size);
     this.#ids.add(id);
-    this.#blobs.push({ type, id, envelope, rawLength });
+    this.#blobs.push({ type, id, length: envelope.byteLength, rawLength });
     this.#size += envelope.byteLength;
     return true;
   }
@@ -105,35 +144,35 @@ export class PackBuilder {
     const view = new DataView(header.buffer);
     header[0] = PAYLOAD_RAW;
     const blobs: IndexBlobEntry[] = [];
-    const parts: Uint8Array[] = [];
     let offset = 0;
     let at = 1;
     for (const b of this.#blobs) {
       header[at] = BLOB_TYPE_CODE[b.type];
-      view.setUint32(at + 1, b.envelope.byteLength, true);
+      view.setUint32(at + 1, b.length, true);
       view.setUint32(at + 5, b.rawLength, true);
       header.set(idToBytes(b.id), at + 9);
       at += HEADER_ENTRY_BYTES;
-      blobs.push({ id: b.id, type: b.type, offset, length: b.envelope.byteLength, rawLength: b.rawLength });
-      parts.push(b.envelope);
-      offset += b.envelope.byteLength;
+      blobs.push({ id: b.id, type: b.type, offset, length: b.length, rawLength: b.rawLength });
+      offset += b.length;
     }
     const headerEnvelope = seal(this.#key, header, metadataAad('pack-header'));
-    const trailer = new Uint8Array(TRAILER_BYTES);
-    new DataView(trailer.buffer).setUint32(0, headerEnvelope.byteLength, true);
-    parts.push(headerEnvelope, trailer);
+    const total = this.#size + headerEnvelope.byteLength + TRAILER_BYTES;
+    this.#reserve(total);
+    const buffer = this.#buffer;
+    buffer.set(headerEnvelope, this.#size);
+    new DataView(buffer.buffer, buffer.byteOffset).setUint32(total - TRAILER_BYTES, headerEnvelope.byteLength, true);
     this.#blobs.length = 0;
-    const id = sha256HexOfParts(parts);
-    let whole: Uint8Array | undefined;
-    return {
-      parts,
-      get bytes(): Uint8Array {
-        whole ??= concatBytes(parts);
-        return whole;
-      },
-      id,
-      blobs,
-    };
+    this.#ids.clear();
+    const bytes = buffer.subarray(0, total);
+    return { parts: [bytes], bytes, id: sha256Hex(bytes), blobs };
+  }
+
+  /** Makes the buffer hold at least `bytes`, moving what it holds into a larger one when it is too small. */
+  #reserve(bytes: number): void {
+    if (bytes <= this.#buffer.byteLength) return;
+    const larger = new Uint8Array(Math.max(bytes, 2 * this.#buffer.byteLength));
+    larger.set(this.#buffer.subarray(0, this.#size));
+    this.#buffer = larger;
   }
 }
 

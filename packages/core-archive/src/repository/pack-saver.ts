@@ -6,12 +6,22 @@
  * The repository's in-memory index learns of new packs only once an index file lists them: until then the blobs
  * stay claimed here. Otherwise a failed index write would leave the session believing blobs are stored that no
  * index file names, and the next backup of the same session would reference them (lost data for any reader).
+ *
+ * Memory: each pack is built in one buffer, and a bounded number of them exist per blob type (the pack being filled
+ * plus those waiting for or in an upload). Where the backend is done with a buffer once its save resolves (local
+ * disk, memory), the buffer is reused for a later pack, so a backup allocates its pack memory once.
  */
+import { AppendOnlyBackend } from '../backend/append-only.ts';
+import type { Backend } from '../backend/backend.ts';
+import { DryRunBackend } from '../backend/dry-run.ts';
+import { LocalBackend } from '../backend/local.ts';
+import { MemoryBackend } from '../backend/memory.ts';
+import { ENVELOPE_OVERHEAD } from '../crypto/aead.ts';
 import { sealBlob } from '../crypto/blob.ts';
 import { idToBytes, sha256Hex } from '../crypto/hash.ts';
 import { BackupError } from '../errors.ts';
 import type { BlobType, Id, IndexPackEntry } from '../format.ts';
-import { PackBuilder } from '../pack/pack.ts';
+import { PackBuilder, packOverhead } from '../pack/pack.ts';
 import { cryptoMaterial } from './repository.ts';
 import type { Repository } from './repository.ts';
 
@@ -23,14 +33,45 @@ export interface PackSaverStats {
 }
 
 export interface PackSaverOptions {
+  /** Pack uploads in flight at most (default: 1 on local disk, where a save is a write and an fsync; 2 elsewhere). */
   maxUploads?: number;
   onPackSaved?: (packId: Id, bytes: number) => void;
+}
+
+/** Room for the header of a full pack of small blobs before the buffer must grow. */
+const HEADER_ALLOWANCE = 64 * 1024;
+/** The first buffer of a tree pack: trees are small, and most backups write far less than a pack of them. */
+const TREE_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * True when the backend no longer touches `data` once `save` resolves (it has written it, copied it, or ignored it),
+ * so the buffer may be filled again. Network backends may hand the bytes to a client library that keeps them (a
+ * request still draining after a timeout), so their buffers are never reused.
+ */
+export function releasesSavedBuffers(backend: Backend): boolean {
+  let b = backend;
+  while (b instanceof AppendOnlyBackend) b = b.inner;
+  return b instanceof LocalBackend || b instanceof MemoryBackend || b instanceof DryRunBackend;
+}
+
+function isLocal(backend: Backend): boolean {
+  let b = backend;
+  while (b instanceof AppendOnlyBackend) b = b.inner;
+  return b instanceof LocalBackend;
 }
 
 export class PackSaver {
   private readonly repo: Repository;
   private readonly key: Uint8Array;
-  private readonly builders: Record<BlobType, PackBuilder>;
+  private readonly builders: Partial<Record<BlobType, PackBuilder>> = {};
+  /** Buffers per type in use: the pack being filled, finished packs waiting for an upload, uploads in flight. */
+  private readonly live: Record<BlobType, number> = { data: 0, tree: 0 };
+  /** Buffers of saved packs, ready for the next pack of their type (only when the backend releases them). */
+  private readonly spare: Record<BlobType, Uint8Array[]> = { data: [], tree: [] };
+  private readonly ready: { type: BlobType; builder: PackBuilder }[] = [];
+  private readonly reuse: boolean;
+  /** set by finish and abandon: buffers of packs saved afterwards are let go instead of kept for reuse */
+  private closed = false;
   private readonly pending = new Set<Id>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly maxUploads: number;
@@ -44,8 +85,8 @@ export class PackSaver {
   constructor(repo: Repository, options: PackSaverOptions = {}) {
     this.repo = repo;
     this.key = cryptoMaterial(repo).key;
-    this.builders = { data: new PackBuilder(this.key), tree: new PackBuilder(this.key) };
-    this.maxUploads = options.maxUploads ?? 2;
+    this.reuse = releasesSavedBuffers(repo.backend);
+    this.maxUploads = Math.max(1, options.maxUploads ?? (isLocal(repo.backend) ? 1 : 2));
     this.onPackSaved = options.onPackSaved;
   }
 
@@ -61,15 +102,30 @@ export class PackSaver {
     return true;
   }
 
-  /** Adds a sealed blob that was claimed with `claim`. Resolves once the pack it went into may grow further. */
+  /**
+   * Adds a sealed blob that was claimed with `claim`; the envelope is copied before the promise settles, so the
+   * caller may reuse its memory afterwards. Resolves once the blob is in a pack, which may wait until an upload
+   * finishes (back-pressure).
+   */
   async add(type: BlobType, id: Id, envelope: Uint8Array, rawLength: number): Promise<void> {
-    this.throwIfFailed();
-    const builder = this.builders[type];
-    builder.add(type, id, envelope, rawLength);
-    this.stats.blobs++;
-    if (builder.size >= this.repo.config.packSize) {
-      this.builders[type] = new PackBuilder(this.key);
-      await this.upload(builder);
+    for (;;) {
+      this.throwIfFailed();
+      // From here to builder.add nothing awaits, so concurrent callers never share a builder that is being sealed.
+      let builder = this.builders[type];
+      if (!builder && this.live[type] <= this.maxUploads) {
+        this.live[type]++;
+        builder = new PackBuilder(this.key, this.spare[type].pop() ?? this.newBuffer(type));
+        this.builders[type] = builder;
+      }
+      if (builder) {
+        builder.add(type, id, envelope, rawLength);
+        this.stats.blobs++;
+        if (builder.size >= this.repo.config.packSize) this.seal(type);
+        return;
+      }
+      // Every buffer of this type is taken by packs waiting for or in an upload: wait for one to finish.
+      if (this.uploads.size === 0) throw new BackupError('INTERNAL', 'pack buffers are all taken but no upload is running');
+      await Promise.race(this.uploads);
     }
   }
 
@@ -86,38 +142,61 @@ export class PackSaver {
     if (this.failure) throw this.failure;
   }
 
-  private async upload(builder: PackBuilder): Promise<void> {
-    while (this.uploads.size >= this.maxUploads) {
-      await Promise.race(this.uploads);
-      this.throwIfFailed();
+  private newBuffer(type: BlobType): Uint8Array {
+    if (type === 'tree') return new Uint8Array(TREE_BUFFER_BYTES);
+    // A pack closes with the blob that takes it to packSize, so it can exceed packSize by up to one envelope.
+    // Pages beyond what a pack writes are never touched, so the allowance costs address space, not memory.
+    const config = this.repo.config;
+    return new Uint8Array(config.packSize + config.chunker.maxSize + ENVELOPE_OVERHEAD + 1 + packOverhead(0) + HEADER_ALLOWANCE);
+  }
+
+  /** Closes the pack being filled and queues it for upload. */
+  private seal(type: BlobType): void {
+    const builder = this.builders[type];
+    if (!builder) return;
+    delete this.builders[type];
+    this.ready.push({ type, builder });
+    this.startUploads();
+  }
+
+  private startUploads(): void {
+    // After a failure nothing new is stored: packs still waiting are dropped (their blobs are not indexed).
+    if (this.failure) for (const { type } of this.ready.splice(0)) this.live[type]--;
+    while (this.uploads.size < this.maxUploads && this.ready.length > 0) {
+      const { type, builder } = this.ready.shift()!;
+      const { bytes, id, blobs } = builder.finish();
+      const buffer = builder.buffer;
+      const job = this.repo.backend.save({ type: 'data', name: id }, bytes).then(
+        () => {
+          // The blobs stay in `pending` until an index file lists this pack (see indexWritten).
+          this.written.push({ id, blobs });
+          this.stats.packs++;
+          this.stats.bytes += bytes.length;
+          this.onPackSaved?.(id, bytes.length);
+          if (this.reuse && !this.closed) this.spare[type].push(buffer);
+        },
+        (e: unknown) => {
+          // A buffer whose save failed is not reused: the backend may not be done with it.
+          this.failure ??= e instanceof BackupError ? e : new BackupError('IO', `saving a pack failed: ${(e as Error).message}`, { cause: e });
+        },
+      );
+      const tracked = job.finally(() => {
+        this.uploads.delete(tracked);
+        this.live[type]--;
+        this.startUploads();
+      });
+      this.uploads.add(tracked);
     }
-    const { bytes, id, blobs } = builder.finish();
-    const job = this.repo.backend.save({ type: 'data', name: id }, bytes).then(
-      () => {
-        // The blobs stay in `pending` until an index file lists this pack (see indexWritten).
-        this.written.push({ id, blobs });
-        this.stats.packs++;
-        this.stats.bytes += bytes.length;
-        this.onPackSaved?.(id, bytes.length);
-      },
-      (e: unknown) => {
-        this.failure ??= e instanceof BackupError ? e : new BackupError('IO', `saving a pack failed: ${(e as Error).message}`, { cause: e });
-      },
-    );
-    const tracked = job.finally(() => this.uploads.delete(tracked));
-    this.uploads.add(tracked);
   }
 
   /** Uploads the partly filled packs, waits for every upload, and writes the index for all packs written. */
   async finish(): Promise<Id[]> {
-    for (const type of ['data', 'tree'] as const) {
-      const builder = this.builders[type];
-      if (builder.count > 0) {
-        this.builders[type] = new PackBuilder(this.key);
-        await this.upload(builder);
-      }
-    }
-    await Promise.all(this.uploads);
+    this.seal('data');
+    this.seal('tree');
+    this.closed = true;
+    this.spare.data.length = 0;
+    this.spare.tree.length = 0;
+    while (this.uploads.size > 0) await Promise.all(this.uploads);
     this.throwIfFailed();
     return this.indexWritten();
   }
@@ -144,6 +223,11 @@ export class PackSaver {
    */
   async abandon(): Promise<void> {
     this.failure ??= new BackupError('INTERRUPTED', 'the operation was abandoned: nothing more is stored');
-    await Promise.allSettled([...this.uploads]);
+    // Packs queued but not started are dropped; those in flight finish.
+    this.startUploads();
+    this.closed = true;
+    this.spare.data.length = 0;
+    this.spare.tree.length = 0;
+    while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
   }
 }
