@@ -31,10 +31,10 @@ export interface SealedBlobRef {
 }
 
 export interface RestoreTarget {
+  /** the file's number in the restore's plan, by which results name it */
+  file: number;
   path: string;
   offset: number;
-  /** leave all-zero blobs as holes (the file was pre-sized with truncate) */
-  sparse: boolean;
   /** this blob is the file's whole content: hash it here instead of reading the file back */
   whole: boolean;
 }
@@ -44,6 +44,8 @@ export interface WorkerRestoreTask {
   packId: string;
   /** one read of a pack's byte range, transferred whole: blobs are views into it, so nothing is copied */
   data: Uint8Array;
+  /** leave all-zero blobs as holes (the files were pre-sized with truncate) */
+  sparse: boolean;
   blobs: { id: string; rawLength: number; offset: number; length: number; targets: RestoreTarget[] }[];
 }
 
@@ -67,6 +69,6 @@ export type ToMain =
   | { t: 'file'; job: number; result: WorkerFileResult }
   | { t: 'done'; job: number }
   | { t: 'failed'; job: number; error: { code: string; message: string } }
-  | { t: 'restored'; task: number; errors: { path: string; message: string }[]; hashes: { path: string; sha256: string }[] }
+  | { t: 'restored'; task: number; errors: { file: number; message: string }[]; hashes: { file: number; sha256: string }[] }
   | { t: 'hashed'; task: number; sha256?: string; error?: { code: string; message: string } }
   | { t: 'scanned'; files: number; bytes: number; done: boolean };

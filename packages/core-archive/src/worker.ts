@@ -4,18 +4,15 @@
  * then compresses and seals only those. For restore it opens, decompresses and writes blobs with positioned writes.
  * The main thread keeps the repository, the index and all network or backend I/O.
  */
-import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { FdChunkReader } from './chunker/chunker.ts';
 import type { ChunkerParams } from './chunker/chunker.ts';
 import { gearTable } from './chunker/gear.ts';
-import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
-import { blobAad, ENVELOPE_OVERHEAD, NONCE_BYTES, open, TAG_BYTES } from './crypto/aead.ts';
+import { blobAad, ENVELOPE_OVERHEAD } from './crypto/aead.ts';
 import { idToBytes } from './crypto/hash.ts';
-import { decodePayload, encodePayloadParts, PAYLOAD_RAW, PAYLOAD_ZSTD, validateCompressionOptions } from './compress.ts';
-import type { CompressionOptions } from './compress.ts';
-import { releaseBytes } from './pack/pack.ts';
+import { encodeBlobPayload, openBlobOnce, releaseBytes, releasePayload, sealBlobInto } from './pack/pack.ts';
 import { createExcludeMatcher } from './archiver/excludes.ts';
 import type { SealedBlobRef, ToMain, ToWorker, WorkerFileJob, WorkerFileResult, WorkerInit, WorkerRestoreTask } from './pool-protocol.ts';
 
@@ -87,62 +84,6 @@ async function addChunk(job: number, batch: Batch, id: string, chunk: Uint8Array
   if (batch.bytes >= BATCH_BYTES || kept === chunk) await flush(job, batch);
 }
 
-const RAW_BYTE = Uint8Array.of(PAYLOAD_RAW);
-const ZSTD_BYTE = Uint8Array.of(PAYLOAD_ZSTD);
-/** zlib's smallest chunkSize (Z_MIN_CHUNK). */
-const MIN_OUTPUT_BUFFER = 64;
-
-/**
- * encodePayloadParts (compress.ts) for a chunk, with the zstd frame written into one buffer that any frame fits in
- * (zstd's compressBound) instead of Node's default of 16 KiB pieces joined at the end: for a 1 MiB chunk some thirty
- * allocations, and for a small file 16 KiB of Node's pool whatever the file's size, all of it garbage. A large frame
- * has a buffer of its own that the caller releases once it is sealed.
- */
-function encodeChunk(data: Uint8Array, opts: CompressionOptions): [Uint8Array, Uint8Array] {
-  if (opts.compression !== 'zstd' || data.byteLength === 0) return encodePayloadParts(data, opts);
-  validateCompressionOptions(opts);
-  const frame = zstdCompressSync(data, {
-    params: { [zlibConstants.ZSTD_c_compressionLevel]: opts.level },
-    pledgedSrcSize: data.byteLength,
-    // compressBound(n) is n + n/256 (+ at most 64 bytes below 128 KiB); the slack also keeps the buffer from ending
-    // exactly full, which would make Node allocate another one to look for more output.
-    chunkSize: Math.max(MIN_OUTPUT_BUFFER, data.byteLength + (data.byteLength >>> 8) + 1024),
-  });
-  // Stored raw unless the method byte plus the frame is strictly smaller than the method byte plus the chunk.
-  if (frame.byteLength < data.byteLength) return [ZSTD_BYTE, frame];
-  releaseBytes(frame);
-  return [RAW_BYTE, data];
-}
-
-/** After sealing: frees the zstd frame of encodeChunk (the raw chunk itself is not the frame's to free). */
-function releaseFrame(parts: readonly Uint8Array[], chunk: Uint8Array): void {
-  if (parts[1] !== chunk) releaseBytes(parts[1]!);
-}
-
-/**
- * Seals one blob into `out` at `at` and returns the envelope's length: the envelope of crypto/aead.ts (nonce ‖
- * AES-256-GCM ciphertext ‖ tag) over the payload parts, written in place instead of into a new buffer.
- */
-function sealInto(out: Uint8Array, at: number, key: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[]): number {
-  const nonce = out.subarray(at, at + NONCE_BYTES);
-  randomFillSync(nonce);
-  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
-  cipher.setAAD(aad);
-  let p = at + NONCE_BYTES;
-  for (const part of parts) {
-    const c = cipher.update(part);
-    out.set(c, p);
-    p += c.byteLength;
-    // The cipher's output is a fresh buffer, copied now: free it at once rather than with the next collection.
-    releaseBytes(c);
-  }
-  const last = cipher.final();
-  out.set(last, p);
-  p += last.byteLength;
-  out.set(cipher.getAuthTag(), p);
-  return p + TAG_BYTES - at;
-}
-
 /** Hands sealed blobs to the main thread and waits until it has taken them; returns the buffer it sends back. */
 async function sendBlobs(job: number, data: Uint8Array, blobs: SealedBlobRef[]): Promise<Uint8Array | undefined> {
   const ack = await request({ t: 'blobs', job, req: nextReq++, data, blobs }, [data.buffer as ArrayBuffer]);
@@ -164,7 +105,7 @@ async function flush(job: number, batch: Batch): Promise<void> {
       if (!answer.isNew[i]) continue;
       const id = batch.ids[i]!;
       const chunk = batch.chunks[i]!;
-      const parts = encodeChunk(chunk, m.compression);
+      const parts = encodeBlobPayload(chunk, m.compression);
       const length = ENVELOPE_OVERHEAD + parts[0].byteLength + parts[1].byteLength;
       if (used + length > box.length && blobs.length > 0) {
         box = outbox = (await sendBlobs(job, box, blobs)) ?? new Uint8Array(OUTBOX_BYTES);
@@ -174,13 +115,14 @@ async function flush(job: number, batch: Batch): Promise<void> {
       if (length > box.length) {
         // Larger than the outbox (an incompressible chunk above BATCH_BYTES): a buffer of its own, sent alone.
         const own = new Uint8Array(length);
-        sealInto(own, 0, m.key, blobAad('data', idToBytes(id)), parts);
-        releaseFrame(parts, chunk);
-        await sendBlobs(job, own, [{ id, offset: 0, length, rawLength: chunk.length }]);
+        sealBlobInto(own, 0, m.key, blobAad('data', idToBytes(id)), parts);
+        releasePayload(parts, chunk);
+        const back = await sendBlobs(job, own, [{ id, offset: 0, length, rawLength: chunk.length }]);
+        if (back) releaseBytes(back);
         continue;
       }
-      sealInto(box, used, m.key, blobAad('data', idToBytes(id)), parts);
-      releaseFrame(parts, chunk);
+      sealBlobInto(box, used, m.key, blobAad('data', idToBytes(id)), parts);
+      releasePayload(parts, chunk);
       blobs.push({ id, offset: used, length, rawLength: chunk.length });
       used += length;
     }
@@ -266,15 +208,15 @@ async function backupFiles(job: number, files: WorkerFileJob[]): Promise<void> {
 /** Restore: open each blob, write it at its offsets, and hash files whose every blob passes through here. */
 function restoreTask(task: WorkerRestoreTask): void {
   const m = init!;
-  const errors: { path: string; message: string }[] = [];
-  const hashes: { path: string; sha256: string }[] = [];
+  const errors: { file: number; message: string }[] = [];
+  const hashes: { file: number; sha256: string }[] = [];
   for (const blob of task.blobs) {
     let plain: Uint8Array;
     try {
       const envelope = task.data.subarray(blob.offset, blob.offset + blob.length);
-      plain = openDataBlob(m.key, blob.id, envelope, blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
+      plain = openBlobOnce(m.key, 'data', blob.id, envelope, blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
     } catch (e) {
-      for (const t of blob.targets) errors.push({ path: t.path, message: (e as Error).message });
+      for (const t of blob.targets) errors.push({ file: t.file, message: (e as Error).message });
       continue;
     }
     const zero = isAllZero(plain);
@@ -282,49 +224,27 @@ function restoreTask(task: WorkerRestoreTask): void {
     for (const t of blob.targets) {
       if (t.whole) {
         digest ??= createHash('sha256').update(plain).digest('hex');
-        hashes.push({ path: t.path, sha256: digest });
+        hashes.push({ file: t.file, sha256: digest });
       }
       // Zero blocks are left as holes: the file was truncated to its full size, so they read back as zeros.
-      if (zero && t.sparse) continue;
+      if (zero && task.sparse) continue;
       let fd = -1;
       try {
         fd = fs.openSync(t.path, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
         let off = 0;
         while (off < plain.length) off += fs.writeSync(fd, plain, off, plain.length - off, t.offset + off);
       } catch (e) {
-        errors.push({ path: t.path, message: (e as Error).message });
+        errors.push({ file: t.file, message: (e as Error).message });
       } finally {
         if (fd >= 0) fs.closeSync(fd);
       }
     }
-    releaseBytes(plain);
+    // The plaintext's buffer is this blob's alone (see openBlobOnce).
+    releaseBytes(plain, true);
   }
   // The pack range was transferred here and is used up: free it now (it is up to MAX_RUN_BYTES of the restorer).
   releaseBytes(task.data);
   post({ t: 'restored', task: task.task, errors, hashes });
-}
-
-/**
- * openBlob (crypto/blob.ts) for restore, with the plaintext decompressed into one buffer of its known length
- * instead of 16 KiB pieces joined at the end. Anything unusual goes through decodePayload, which reports it.
- * Nothing else uses the result's buffer, so the caller may release it.
- */
-function openDataBlob(key: Uint8Array, id: string, envelope: Uint8Array, rawLength: number, what: string): Uint8Array {
-  const payload = open(key, envelope, blobAad('data', idToBytes(id)), what);
-  if (payload[0] === PAYLOAD_ZSTD) {
-    try {
-      // One byte of room beyond rawLength, so that zstd finishes within the buffer instead of asking for another.
-      const chunkSize = Math.max(MIN_OUTPUT_BUFFER, rawLength + 1);
-      const plain = zstdDecompressSync(payload.subarray(1), { chunkSize, maxOutputLength: Math.max(1, rawLength), rejectGarbageAfterEnd: true });
-      if (plain.byteLength === rawLength) {
-        releaseBytes(payload);
-        return plain;
-      }
-    } catch {
-      // decodePayload below fails the same way and says why.
-    }
-  }
-  return decodePayload(payload, what, rawLength);
 }
 
 function isAllZero(b: Uint8Array): boolean {

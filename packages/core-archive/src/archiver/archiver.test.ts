@@ -448,6 +448,28 @@ describe('chunking', () => {
       { numRuns: 4, seed: 20261122 },
     );
   }, 60_000);
+
+  it('stores chunks larger than the buffers a worker batches them in, compressible or not, and restores them', async () => {
+    // Every chunk is at least 5 MiB, more than a worker's 4 MiB batch buffers: the random file's chunks are sealed
+    // into buffers of their own and sent alone, the zeros compress to almost nothing, the small file is batched.
+    const sizes = { minSize: 5 * MiB, avgSize: 8 * MiB, maxSize: 10 * MiB };
+    const root = path.join(tmp.dir, 'large-chunks');
+    writeTree(root, { random: pseudoRandomBytes(23 * MiB, 7), zeros: new Uint8Array(12 * MiB), small: pseudoRandomBytes(3000, 8) });
+    const repo = await initRepo(new MemoryBackend(), { chunkSizes: sizes, packSize: 16 * MiB });
+    const r = await backup(repo, { paths: [root], workers: 1 });
+    const random = await nodeAt(repo, r.snapshot.tree, path.join(root, 'random'));
+    expect(random.content!.length).toBeGreaterThan(2);
+    expect(r.snapshot.summary.dataAdded).toBeGreaterThan(23 * MiB);
+    expect(r.snapshot.summary.dataAdded).toBeLessThan(24 * MiB);
+    const target = path.join(tmp.dir, 'large-chunks-restored');
+    const restored = await restore(await Repository.open(repo.backend, PASSWORD), r.snapshotId, { target });
+    expect(restored.problems).toEqual([]);
+    expect(restored.mismatches).toEqual([]);
+    expect(compareTrees(root, path.join(target, root))).toEqual([]);
+    // The same chunks again are known: nothing but the trees is added.
+    const again = await backup(repo, { paths: [root], type: 'full' });
+    expect(again.snapshot.summary.dataAdded).toBeLessThan(64 * 1024);
+  }, 60_000);
 });
 
 describe('source paths', () => {

@@ -15,11 +15,12 @@ import type { BackupType, Id, NodeType, SnapshotDocument, SnapshotSummary, TreeN
 import { Worker } from 'node:worker_threads';
 import { WorkerPool, workerUrl } from '../pool.ts';
 import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult } from '../pool-protocol.ts';
+import { releaseBytes } from '../pack/pack.ts';
 import { PackSaver } from '../repository/pack-saver.ts';
 import { compareTime, cryptoMaterial } from '../repository/repository.ts';
 import type { ListSnapshotsOptions, Repository } from '../repository/repository.ts';
 import { emptySummary } from '../repository/snapshot.ts';
-import { encodeTree } from '../repository/tree.ts';
+import { decodeTree, encodeTree } from '../repository/tree.ts';
 import { createExcludeMatcher } from './excludes.ts';
 import type { ExcludeMatcher, ExcludeOptions } from './excludes.ts';
 
@@ -328,14 +329,21 @@ class Archiver {
   }
 
   private async saveTree(nodes: TreeNode[]): Promise<Id> {
-    const { id } = await this.saver.addPlain('tree', encodeTree(nodes));
+    const bytes = encodeTree(nodes);
+    const { id } = await this.saver.addPlain('tree', bytes);
+    // Sealed into a pack: the encoded tree's buffer (this call's alone) is freed now, not with the next collection.
+    releaseBytes(bytes);
     return id;
   }
 
   private async prevListing(prev: TreeNode | undefined): Promise<Map<string, TreeNode> | undefined> {
     if (prev?.type !== 'dir' || !prev.subtree) return undefined;
     try {
-      const tree = await this.repo.loadTree(prev.subtree);
+      // Past the repository's tree cache: a backup reads each tree of its parent once, and caching them would keep
+      // up to 200,000 nodes of the parent in memory for nothing.
+      const bytes = await this.repo.loadBlob('tree', prev.subtree);
+      const tree = decodeTree(bytes, `tree ${prev.subtree.slice(0, 12)}`);
+      releaseBytes(bytes, true);
       return new Map(tree.nodes.map((n) => [n.name, n]));
     } catch (e) {
       // A damaged parent only costs speed: everything below is read again.

@@ -8,7 +8,7 @@ import { ENVELOPE_OVERHEAD, metadataAad, open, seal } from '../crypto/aead.ts';
 import { openBlob, sealBlob } from '../crypto/blob.ts';
 import { bytesToId, idToBytes, sha256, sha256Hex } from '../crypto/hash.ts';
 import type { CompressionOptions } from '../compress.ts';
-import { HEADER_ENTRY_BYTES, PACK_TAIL_GUESS, PackBuilder, parsePackTrailer, readPackHeader } from './pack.ts';
+import { HEADER_ENTRY_BYTES, PACK_TAIL_GUESS, PackBuilder, parsePackTrailer, readPackHeader, releaseBytes } from './pack.ts';
 
 const key = new Uint8Array(randomBytes(32));
 const zstd: CompressionOptions = { compression: 'zstd', level: 3 };
@@ -110,6 +110,70 @@ describe('PackBuilder', () => {
     builder.finish();
     expect(() => builder.finish()).toThrow(/already finished/);
     expect(() => builder.add('data', a.id, a.envelope, 1)).toThrow(/already finished/);
+  });
+});
+
+describe('PackBuilder memory', () => {
+  it('copies envelopes into the buffer it is given, so the caller may reuse theirs, and ends the pack in it', () => {
+    const buffer = new Uint8Array(64 * 1024);
+    const builder = new PackBuilder(key, buffer);
+    const blobs = [Uint8Array.of(1, 2, 3), new Uint8Array(5000).fill(9)].map((p) => blob('data', p));
+    for (const b of blobs) {
+      const envelope = b.envelope.slice();
+      builder.add(b.type, b.id, envelope, b.plaintext.byteLength);
+      envelope.fill(0);
+    }
+    const pack = builder.finish();
+    expect(builder.buffer).toBe(buffer);
+    expect(pack.bytes.buffer).toBe(buffer.buffer);
+    expect(pack.id).toBe(sha256Hex(pack.bytes));
+    for (const [i, e] of pack.blobs.entries()) {
+      expect(openBlob(key, e.type, idToBytes(e.id), pack.bytes.subarray(e.offset, e.offset + e.length), e.rawLength, 'b')).toEqual(blobs[i]!.plaintext);
+    }
+  });
+
+  it('moves to a larger buffer when the one it was given is too small, for the blobs or for the header', async () => {
+    const small = new Uint8Array(100);
+    const builder = new PackBuilder(key, small);
+    const many = Array.from({ length: 300 }, (_, i) => blob('tree', Uint8Array.of(i & 0xff, i >> 8)));
+    for (const b of many) builder.add(b.type, b.id, b.envelope, b.plaintext.byteLength);
+    const pack = builder.finish();
+    expect(builder.buffer).not.toBe(small);
+    expect(pack.bytes.buffer).toBe(builder.buffer.buffer);
+    expect(await readPackHeader(loader(pack.bytes), pack.bytes.byteLength, key, pack.id)).toEqual(pack.blobs);
+    // Exactly full of blobs: the header and trailer still find room.
+    const one = blob('data', new Uint8Array(1000).fill(3));
+    const exact = new PackBuilder(key, new Uint8Array(one.envelope.byteLength));
+    exact.add('data', one.id, one.envelope, 1000);
+    const packed = exact.finish();
+    expect(await readPackHeader(loader(packed.bytes), packed.bytes.byteLength, key, packed.id)).toEqual(packed.blobs);
+  });
+});
+
+describe('releaseBytes', () => {
+  it('frees a buffer of its own at once, and a part of one only when the caller owns all of it', () => {
+    const whole = new Uint8Array(200_000).fill(1);
+    releaseBytes(whole);
+    expect(whole.byteLength).toBe(0);
+
+    const shared = new Uint8Array(200_000);
+    const part = shared.subarray(10, 100);
+    releaseBytes(part);
+    expect(shared.byteLength).toBe(200_000);
+    releaseBytes(part, true);
+    expect(shared.byteLength).toBe(0);
+  });
+
+  it('leaves slices of Node\'s shared Buffer pool alone, and ignores buffers already released', () => {
+    const pooled = Buffer.from('a few bytes from the pool');
+    const neighbour = Buffer.from('another slice of the same pool');
+    releaseBytes(pooled, true);
+    releaseBytes(pooled);
+    expect(pooled.toString()).toBe('a few bytes from the pool');
+    expect(neighbour.toString()).toBe('another slice of the same pool');
+    const gone = new Uint8Array(10);
+    releaseBytes(gone);
+    expect(() => releaseBytes(gone)).not.toThrow();
   });
 });
 

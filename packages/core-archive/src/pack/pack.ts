@@ -2,12 +2,16 @@
  * Pack files (docs/format.md, "Blobs and packs"): blob envelopes back to back, then a sealed header listing them,
  * then the header envelope's length as uint32le. Writing builds the whole pack in one buffer (packs are ~16 MiB),
  * which the caller may hand to the next pack once this one is saved; reading the header needs only the file's tail.
+ * Also the helpers that seal and open the blobs of packs without leaving their buffers to the garbage collector.
  */
 import { BackupError } from '../errors.ts';
 import type { BlobType, IndexBlobEntry } from '../format.ts';
-import { ENVELOPE_OVERHEAD, KEY_BYTES, metadataAad, open, seal } from '../crypto/aead.ts';
+import { createCipheriv, randomFillSync } from 'node:crypto';
+import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { blobAad, ENVELOPE_OVERHEAD, KEY_BYTES, metadataAad, NONCE_BYTES, open, seal, TAG_BYTES } from '../crypto/aead.ts';
 import { bytesToId, idToBytes, isId, sha256Hex } from '../crypto/hash.ts';
-import { decodePayload, PAYLOAD_RAW } from '../compress.ts';
+import { decodePayload, encodePayloadParts, PAYLOAD_RAW, PAYLOAD_ZSTD, validateCompressionOptions } from '../compress.ts';
+import type { CompressionOptions } from '../compress.ts';
 
 export const HEADER_ENTRY_BYTES = 41;
 export const TRAILER_BYTES = 4;
@@ -25,24 +29,104 @@ export function packOverhead(count: number): number {
 const DEFAULT_BUFFER_BYTES = 64 * 1024;
 
 /**
- * Frees the memory behind a large buffer now, by detaching its ArrayBuffer, instead of whenever V8 next collects
- * garbage: V8 lets tens of megabytes of dead buffers pile up per thread before it does, because their size is
- * invisible to its young generation. Only for a buffer that nothing else uses: every view of it reads as empty
- * afterwards. Small buffers are left to the collector: they live in malloc's heaps, which freeing them one at a time
- * would shrink and grow again (page faults) where a collection frees them together, and they may be slices of
- * Node's shared pool, which cannot be detached.
+ * Frees the memory behind `bytes` now, by detaching its ArrayBuffer, instead of whenever V8 next collects garbage:
+ * V8 lets tens of megabytes of dead buffers pile up per thread before it does (their size is invisible to its young
+ * generation), and the malloc heaps they lived in stay that large. Only for memory that nothing else uses: every
+ * view of the buffer reads as empty afterwards. A view of part of a buffer is released only when the caller knows
+ * the whole buffer is its own (`ownsBuffer`). Node's shared Buffer pool cannot be detached: its slices are left to
+ * the collector.
  */
-export function releaseBytes(bytes: Uint8Array): void {
+export function releaseBytes(bytes: Uint8Array, ownsBuffer = false): void {
   const buffer = bytes.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer; readonly detached?: boolean };
-  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength < RELEASE_MIN_BYTES || buffer.detached === true) return;
+  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0 || buffer.detached === true) return;
+  // A part of a pool-sized buffer is most likely a pool slice: skip it without paying for the refusal below.
+  if (bytes.byteLength !== buffer.byteLength && (!ownsBuffer || buffer.byteLength === Buffer.poolSize)) return;
   try {
     buffer.transfer?.(0);
   } catch {
-    // Not detachable (memory Node keeps for itself): the collector frees it as before.
+    // Not detachable (Node's pool, or memory Node keeps for itself): the collector frees it as before.
   }
 }
-/** glibc's mmap threshold as the CLI sets it: buffers from here up are mappings of their own, unmapped when freed. */
-const RELEASE_MIN_BYTES = 128 * 1024;
+
+// ---- sealing and opening blobs without garbage: workers and the pack saver handle thousands of blobs a second ----
+
+const RAW_BYTE = Uint8Array.of(PAYLOAD_RAW);
+const ZSTD_BYTE = Uint8Array.of(PAYLOAD_ZSTD);
+
+/**
+ * encodePayloadParts (compress.ts) for a blob, with the zstd frame written into one buffer that any frame fits in
+ * (zstd's compressBound) instead of Node's default of 16 KiB pieces joined at the end: for a 1 MiB chunk some thirty
+ * allocations, and for a small file 16 KiB of Node's pool whatever the file's size, all of it garbage. The frame's
+ * buffer belongs to this call alone (or is a slice of Node's pool): pass the parts to releasePayload once sealed.
+ */
+export function encodeBlobPayload(data: Uint8Array, opts: CompressionOptions): [Uint8Array, Uint8Array] {
+  if (opts.compression !== 'zstd' || data.byteLength === 0) return encodePayloadParts(data, opts);
+  validateCompressionOptions(opts);
+  const frame = zstdCompressSync(data, {
+    params: { [zlibConstants.ZSTD_c_compressionLevel]: opts.level },
+    pledgedSrcSize: data.byteLength,
+    // compressBound(n) is n + n/256 (+ at most 64 bytes below 128 KiB); the slack also keeps the buffer from ending
+    // exactly full, which would make Node allocate another one to look for more output.
+    chunkSize: Math.max(zlibConstants.Z_MIN_CHUNK, data.byteLength + (data.byteLength >>> 8) + 1024),
+  });
+  // Stored raw unless the method byte plus the frame is strictly smaller than the method byte plus the chunk.
+  if (frame.byteLength < data.byteLength) return [ZSTD_BYTE, frame];
+  releaseBytes(frame, true);
+  return [RAW_BYTE, data];
+}
+
+/** After sealing: frees the zstd frame of encodeBlobPayload (the raw data itself is not its to free). */
+export function releasePayload(parts: readonly Uint8Array[], chunk: Uint8Array): void {
+  if (parts[1] !== chunk) releaseBytes(parts[1]!, true);
+}
+
+/**
+ * Seals one blob into `out` at `at` and returns the envelope's length: the envelope of crypto/aead.ts (nonce ‖
+ * AES-256-GCM ciphertext ‖ tag) over the payload parts, written in place instead of into a new buffer.
+ */
+export function sealBlobInto(out: Uint8Array, at: number, key: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[]): number {
+  const nonce = out.subarray(at, at + NONCE_BYTES);
+  randomFillSync(nonce);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  let p = at + NONCE_BYTES;
+  for (const part of parts) {
+    const c = cipher.update(part);
+    out.set(c, p);
+    p += c.byteLength;
+    // The cipher's output is a fresh buffer, copied now: free it at once rather than with the next collection.
+    releaseBytes(c);
+  }
+  const last = cipher.final();
+  out.set(last, p);
+  p += last.byteLength;
+  out.set(cipher.getAuthTag(), p);
+  return p + TAG_BYTES - at;
+}
+
+/**
+ * openBlob (crypto/blob.ts) for code that reads blobs one after another out of packs (restore, prune): the plaintext
+ * is decompressed into one buffer of its known length instead of 16 KiB pieces joined at the end, and its buffer
+ * (the decrypted payload's, for a raw blob) belongs to this blob alone, so the caller may pass the plaintext to
+ * releaseBytes(…, true) once done with it. Anything unusual goes through decodePayload, which reports it.
+ */
+export function openBlobOnce(key: Uint8Array, type: BlobType, id: string, envelope: Uint8Array, rawLength: number, what: string): Uint8Array {
+  const payload = open(key, envelope, blobAad(type, idToBytes(id)), what);
+  if (payload[0] === PAYLOAD_ZSTD) {
+    try {
+      // One byte of room beyond rawLength, so that zstd finishes within the buffer instead of asking for another.
+      const chunkSize = Math.max(zlibConstants.Z_MIN_CHUNK, rawLength + 1);
+      const plain = zstdDecompressSync(payload.subarray(1), { chunkSize, maxOutputLength: Math.max(1, rawLength), rejectGarbageAfterEnd: true });
+      if (plain.byteLength === rawLength) {
+        releaseBytes(payload);
+        return plain;
+      }
+    } catch {
+      // decodePayload below fails the same way and says why.
+    }
+  }
+  return decodePayload(payload, what, rawLength);
+}
 
 export interface FinishedPack {
   /** The pack file as pieces, in order, for streaming uploads: here the single piece `bytes`. */

@@ -2,7 +2,8 @@
  * Collects sealed blobs into pack files and uploads them, data and trees in separate packs, with at most a few
  * uploads in flight (back-pressure keeps memory bounded). It also arbitrates deduplication while a backup runs:
  * a blob id is claimed once, so two workers that find the same chunk never both store it.
- * Nothing is indexed until its pack is durably saved, and `finish` writes the index only after every pack.
+ * Nothing is indexed until its pack is durably saved: a long session writes an index file for the packs saved so far
+ * every INDEX_EVERY_BLOBS blobs, and `finish` writes one for the rest after every pack.
  * The repository's in-memory index learns of new packs only once an index file lists them: until then the blobs
  * stay claimed here. Otherwise a failed index write would leave the session believing blobs are stored that no
  * index file names, and the next backup of the same session would reference them (lost data for any reader).
@@ -16,12 +17,13 @@ import type { Backend } from '../backend/backend.ts';
 import { DryRunBackend } from '../backend/dry-run.ts';
 import { LocalBackend } from '../backend/local.ts';
 import { MemoryBackend } from '../backend/memory.ts';
-import { ENVELOPE_OVERHEAD } from '../crypto/aead.ts';
-import { sealBlob } from '../crypto/blob.ts';
+import { blobAad, ENVELOPE_OVERHEAD } from '../crypto/aead.ts';
 import { idToBytes, sha256Hex } from '../crypto/hash.ts';
 import { BackupError } from '../errors.ts';
 import type { BlobType, Id, IndexPackEntry } from '../format.ts';
-import { PackBuilder, packOverhead } from '../pack/pack.ts';
+import { MasterIndex } from '../index/master-index.ts';
+import { encodeBlobPayload, PackBuilder, packOverhead, releaseBytes, releasePayload, sealBlobInto } from '../pack/pack.ts';
+import { BlobStateMap } from './prune-blob-set.ts';
 import { cryptoMaterial } from './repository.ts';
 import type { Repository } from './repository.ts';
 
@@ -38,6 +40,9 @@ export interface PackSaverOptions {
   onPackSaved?: (packId: Id, bytes: number) => void;
 }
 
+const CLAIMED = 1;
+/** Saved blobs not yet in an index file, at which an index file is written before the session ends. */
+const INDEX_EVERY_BLOBS = 16 * 1024;
 /** Room for the header of a full pack of small blobs before the buffer must grow. */
 const HEADER_ALLOWANCE = 64 * 1024;
 /** The first buffer of a tree pack: trees are small, and most backups write far less than a pack of them. */
@@ -48,7 +53,7 @@ const TREE_BUFFER_BYTES = 256 * 1024;
  * so the buffer may be filled again. Network backends may hand the bytes to a client library that keeps them (a
  * request still draining after a timeout), so their buffers are never reused.
  */
-export function releasesSavedBuffers(backend: Backend): boolean {
+function releasesSavedBuffers(backend: Backend): boolean {
   let b = backend;
   while (b instanceof AppendOnlyBackend) b = b.inner;
   return b instanceof LocalBackend || b instanceof MemoryBackend || b instanceof DryRunBackend;
@@ -72,14 +77,24 @@ export class PackSaver {
   private readonly reuse: boolean;
   /** set by finish and abandon: buffers of packs saved afterwards are let go instead of kept for reuse */
   private closed = false;
-  private readonly pending = new Set<Id>();
+  /**
+   * Blob ids claimed in this session (being stored, or stored and maybe not yet indexed), and the packs saved: both
+   * grow with every new blob of a backup, so they are kept in typed arrays (~90 bytes per blob) rather than as
+   * strings and objects (~270), which would also make V8 let the heap grow far beyond them.
+   */
+  private readonly pending = new BlobStateMap();
+  private readonly saved = new MasterIndex();
   private readonly uploads = new Set<Promise<void>>();
   private readonly maxUploads: number;
   private readonly onPackSaved: ((packId: Id, bytes: number) => void) | undefined;
   private failure: BackupError | undefined;
-  /** packs saved in this session, in order; the first `indexedCount` are listed by an index file */
-  readonly written: IndexPackEntry[] = [];
+  /** the first `indexedCount` packs saved in this session are listed by an index file */
   private indexedCount = 0;
+  /** blobs of the packs saved but not yet listed by an index file */
+  private unindexedBlobs = 0;
+  /** index files written in this session, and the last index write (they run one after another) */
+  private readonly indexIds: Id[] = [];
+  private indexing: Promise<unknown> = Promise.resolve();
   readonly stats: PackSaverStats = { packs: 0, blobs: 0, bytes: 0 };
 
   constructor(repo: Repository, options: PackSaverOptions = {}) {
@@ -90,16 +105,20 @@ export class PackSaver {
     this.onPackSaved = options.onPackSaved;
   }
 
-  /** True when the blob is in the repository's index, or claimed (being stored or stored, not yet indexed) here. */
+  /** Packs saved in this session, in order, with their blobs. */
+  get written(): IndexPackEntry[] {
+    return this.saved.toPackEntries();
+  }
+
+  /** True when the blob is in the repository's index, or claimed (being stored or stored) here. */
   known(id: Id): boolean {
-    return this.repo.index.has(id) || this.pending.has(id);
+    return this.repo.index.has(id) || this.pending.get(id) >= 0;
   }
 
   /** Claims a blob id for storing; false means someone already stored or is storing it. */
   claim(id: Id): boolean {
-    if (this.known(id)) return false;
-    this.pending.add(id);
-    return true;
+    if (this.repo.index.has(id)) return false;
+    return this.pending.add(id, CLAIMED);
   }
 
   /**
@@ -133,8 +152,16 @@ export class PackSaver {
   async addPlain(type: BlobType, plaintext: Uint8Array): Promise<{ id: Id; added: boolean }> {
     const id = sha256Hex(plaintext);
     if (!this.claim(id)) return { id, added: false };
-    const envelope = sealBlob(this.key, type, idToBytes(id), plaintext, this.repo.compression);
-    await this.add(type, id, envelope, plaintext.length);
+    // Sealed like crypto/blob.ts sealBlob, with every intermediate buffer freed once copied into the pack.
+    const parts = encodeBlobPayload(plaintext, this.repo.compression);
+    const envelope = new Uint8Array(ENVELOPE_OVERHEAD + parts[0].byteLength + parts[1].byteLength);
+    sealBlobInto(envelope, 0, this.key, blobAad(type, idToBytes(id)), parts);
+    releasePayload(parts, plaintext);
+    try {
+      await this.add(type, id, envelope, plaintext.length);
+    } finally {
+      releaseBytes(envelope);
+    }
     return { id, added: true };
   }
 
@@ -168,12 +195,24 @@ export class PackSaver {
       const buffer = builder.buffer;
       const job = this.repo.backend.save({ type: 'data', name: id }, bytes).then(
         () => {
-          // The blobs stay in `pending` until an index file lists this pack (see indexWritten).
-          this.written.push({ id, blobs });
+          // The blobs stay claimed here until an index file lists this pack (see indexWritten).
+          this.saved.addPack(id, blobs);
+          this.unindexedBlobs += blobs.length;
           this.stats.packs++;
           this.stats.bytes += bytes.length;
           this.onPackSaved?.(id, bytes.length);
-          if (this.reuse && !this.closed) this.spare[type].push(buffer);
+          if (this.reuse) {
+            if (this.closed) releaseBytes(buffer);
+            else this.spare[type].push(buffer);
+          }
+          // A long backup lists its packs as it goes: the index entries then never pile up into one large document
+          // at the end (hundreds of bytes of transient objects, text and buffers per blob), and an interrupted
+          // backup leaves packs that the next one can use.
+          if (this.unindexedBlobs >= INDEX_EVERY_BLOBS && !this.closed) {
+            this.indexWritten().catch((e: unknown) => {
+              this.failure ??= e instanceof BackupError ? e : new BackupError('IO', `saving an index failed: ${(e as Error).message}`, { cause: e });
+            });
+          }
         },
         (e: unknown) => {
           // A buffer whose save failed is not reused: the backend may not be done with it.
@@ -189,31 +228,56 @@ export class PackSaver {
     }
   }
 
+  /** No more packs: the buffers kept for reuse are freed, and so are those of packs saved from now on. */
+  private close(): void {
+    this.closed = true;
+    for (const buffer of this.spare.data.splice(0)) releaseBytes(buffer);
+    for (const buffer of this.spare.tree.splice(0)) releaseBytes(buffer);
+  }
+
   /** Uploads the partly filled packs, waits for every upload, and writes the index for all packs written. */
   async finish(): Promise<Id[]> {
     this.seal('data');
     this.seal('tree');
-    this.closed = true;
-    this.spare.data.length = 0;
-    this.spare.tree.length = 0;
+    this.close();
     while (this.uploads.size > 0) await Promise.all(this.uploads);
+    await this.indexing;
     this.throwIfFailed();
-    return this.indexWritten();
+    await this.indexWritten();
+    return [...this.indexIds];
   }
 
   /**
-   * Writes an index file for the packs saved since the last call and, once it is stored, adds them to the
-   * repository's in-memory index. Used by `finish`, and after a failure to keep the packs that did land usable.
+   * Writes an index file for the packs saved and not yet indexed and, once it is stored, adds them to the
+   * repository's in-memory index. Used during a long session, by `finish` (which returns every index file of the
+   * session), and after a failure to keep the packs that did land usable.
    */
-  async indexWritten(): Promise<Id[]> {
-    const packs = this.written.slice(this.indexedCount);
-    if (packs.length === 0) return [];
-    const ids = await this.repo.saveIndex(packs);
+  indexWritten(): Promise<Id[]> {
+    const run = this.indexing.then(() => this.writeIndex());
+    this.indexing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeIndex(): Promise<Id[]> {
+    const packIds = this.saved.packIds().slice(this.indexedCount);
+    if (packIds.length === 0) return [];
+    const packs = packIds.map((id) => ({ id, blobs: this.saved.blobsOfPack(id) }));
+    const blobs = packs.reduce((n, p) => n + p.blobs.length, 0);
+    // Counted as indexed while the write runs, so that packs saved meanwhile do not ask for another index file at
+    // once; a failed write gives them back to the next one.
     this.indexedCount += packs.length;
-    for (const p of packs) {
-      this.repo.index.addPack(p.id, p.blobs);
-      for (const b of p.blobs) this.pending.delete(b.id);
+    this.unindexedBlobs -= blobs;
+    let ids: Id[];
+    try {
+      ids = await this.repo.saveIndex(packs);
+    } catch (e) {
+      this.indexedCount -= packs.length;
+      this.unindexedBlobs += blobs;
+      throw e;
     }
+    // Their blobs stay claimed here too, which changes nothing: `known` finds them in the repository's index now.
+    for (const p of packs) this.repo.index.addPack(p.id, p.blobs);
+    this.indexIds.push(...ids);
     return ids;
   }
 
@@ -225,9 +289,7 @@ export class PackSaver {
     this.failure ??= new BackupError('INTERRUPTED', 'the operation was abandoned: nothing more is stored');
     // Packs queued but not started are dropped; those in flight finish.
     this.startUploads();
-    this.closed = true;
-    this.spare.data.length = 0;
-    this.spare.tree.length = 0;
+    this.close();
     while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
   }
 }

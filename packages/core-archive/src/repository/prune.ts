@@ -17,12 +17,11 @@
 import { LocalBackend } from '../backend/local.ts';
 import type { Backend } from '../backend/backend.ts';
 import { AppendOnlyBackend } from '../backend/append-only.ts';
-import { openBlob } from '../crypto/blob.ts';
-import { idToBytes, sha256Hex } from '../crypto/hash.ts';
+import { sha256Hex } from '../crypto/hash.ts';
 import { BackupError, isBackupError } from '../errors.ts';
 import type { Id, IndexBlobEntry, IndexPackEntry } from '../format.ts';
 import { MasterIndex } from '../index/master-index.ts';
-import { HEADER_ENTRY_BYTES, TRAILER_BYTES } from '../pack/pack.ts';
+import { HEADER_ENTRY_BYTES, openBlobOnce, releaseBytes, TRAILER_BYTES } from '../pack/pack.ts';
 import { ENVELOPE_OVERHEAD } from '../crypto/aead.ts';
 import { PackSaver } from './pack-saver.ts';
 import { BlobStateMap } from './prune-blob-set.ts';
@@ -139,6 +138,8 @@ const AVAILABLE = 2; // a copy exists in a pack that is present
 const PLACED = 3; // a copy is in a pack the plan keeps, or is scheduled for repacking
 
 const PACK_OVERHEAD = ENVELOPE_OVERHEAD + 1 + TRAILER_BYTES;
+/** Blobs per index file when prune rewrites the index. */
+const INDEX_DOCUMENT_BLOBS = 16 * 1024;
 
 /**
  * Refuses with APPEND_ONLY when the repository is append-only. Forget and prune call it before they plan anything,
@@ -221,7 +222,10 @@ async function walkTrees(
       }
       active++;
       try {
-        const tree = decodeTree(await repo.loadBlob('tree', id), `tree ${id.slice(0, 12)}`);
+        const bytes = await repo.loadBlob('tree', id);
+        const tree = decodeTree(bytes, `tree ${id.slice(0, 12)}`);
+        // Decoded: free the bytes now (they are this call's alone), not with the next collection.
+        releaseBytes(bytes, true);
         for (const node of tree.nodes) {
           if (node.type === 'file') {
             for (const c of node.content ?? []) {
@@ -488,15 +492,21 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
           next.catch(() => undefined);
         }
         for (const b of job.blobs) {
-          const envelope = bytes.slice(b.offset - start, b.offset - start + b.length);
+          // A view, not a copy: the pack being built copies the envelope in.
+          const envelope = bytes.subarray(b.offset - start, b.offset - start + b.length);
           const what = `pack ${job.id.slice(0, 12)} blob ${b.id.slice(0, 12)}`;
-          const plaintext = openBlob(key, b.type, idToBytes(b.id), envelope, b.rawLength, what);
-          if (sha256Hex(plaintext) !== b.id) {
+          const plaintext = openBlobOnce(key, b.type, b.id, envelope, b.rawLength, what);
+          const matches = sha256Hex(plaintext) === b.id;
+          // Only needed for the check: freed now rather than with the next collection.
+          releaseBytes(plaintext, true);
+          if (!matches) {
             throw new BackupError('CORRUPT', `${what} does not match its id: it was stored damaged. Prune stopped before deleting anything; run \`bam verify\``, { subject: `data/${job.id}` });
           }
           await saver.add(b.type, b.id, envelope, b.rawLength);
           result.blobsRepacked++;
         }
+        // Every blob of this range is copied out: free the range (only when the backend gave us a buffer of its own).
+        releaseBytes(bytes);
         result.packsRepacked++;
         emit({ type: 'progress', phase: 'repack', done: i + 1, total: plan.repack.length });
         throwIfAborted(signal);
@@ -520,9 +530,23 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
   // (2) The new index: every pack that stays, superseding every index file there was.
   if (plan.rewriteIndex) {
     emit({ type: 'phase', phase: 'write-index' });
-    const packs: IndexPackEntry[] = plan.keep.map((id) => ({ id, blobs: repo.index.blobsOfPack(id) }));
+    // In documents of a bounded size, made one at a time: the entries of a whole repository at once would be
+    // hundreds of bytes per blob of objects, JSON text and buffers. Only the last document supersedes the old files.
+    const ids: Id[] = [];
+    let packs: IndexPackEntry[] = [];
+    let blobs = 0;
+    for (const id of plan.keep) {
+      const entries = repo.index.blobsOfPack(id);
+      if (blobs + entries.length > INDEX_DOCUMENT_BLOBS && packs.length > 0) {
+        ids.push(...(await repo.saveIndex(packs)));
+        packs = [];
+        blobs = 0;
+      }
+      packs.push({ id, blobs: entries });
+      blobs += entries.length;
+    }
     packs.push(...written);
-    const ids = await repo.saveIndex(packs, supersedes);
+    ids.push(...(await repo.saveIndex(packs, supersedes)));
     for (const id of ids) {
       result.indexFilesWritten++;
       result.bytesWritten += (await repo.backend.stat({ type: 'index', name: id })).size;
