@@ -19,6 +19,8 @@ import { snapshotsCommand } from './commands/snapshots.ts';
 import { registerSyncCommand } from './commands/sync.ts';
 import { registerVerifyCommands } from './commands/verify.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
+import { applyPriority, chosenPriority, hasPriorityOptions, ioPriorityOption, niceOption } from './priority.ts';
+import type { PriorityFlags } from './priority.ts';
 import { Runtime } from './runtime.ts';
 import type { GlobalOptions, OperationLogEntry, Streams } from './runtime.ts';
 
@@ -48,7 +50,13 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
       if (rt.operationsLogged > 0) return;
       rt.logOperation({ operation: commandPath(cmd), ...(rt.resolvedRepository ? { repository: rt.resolvedRepository } : {}), outcome, durationMs: Date.now() - started, ...(errorCode ? { errorCode } : {}) });
     };
-    result = fn(rt).then(
+    // --nice / --io-priority before the command starts any thread: the worker pool inherits them.
+    const priorityFlags = hasPriorityOptions(cmd) ? cmd.opts<PriorityFlags>() : undefined;
+    const run = async (): Promise<number> => {
+      if (priorityFlags !== undefined) applyPriority(await chosenPriority(rt, priorityFlags), (message) => rt.note(message));
+      return fn(rt);
+    };
+    result = run().then(
       (code) => {
         logOutcome(code === EXIT.ok ? 'success' : code === EXIT.partial ? 'partial' : code === EXIT.interrupted ? 'interrupted' : 'failure');
         return code;
@@ -102,6 +110,8 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .option('--exclude-larger-than <size>', 'skip files larger than this, e.g. 2GiB')
     .option('--stdin', 'back up standard input as one file')
     .option('--stdin-filename <name>', 'the file name standard input gets in the snapshot')
+    .addOption(niceOption())
+    .addOption(ioPriorityOption())
     .action((paths: string[], opts, cmd: Command) => start(cmd, (rt) => backupCommand(rt, paths, opts)));
 
   program
@@ -130,6 +140,8 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .option('-i, --include <pattern>', 'restore only paths matching (repeatable)', collect)
     .option('-e, --exclude <pattern>', 'leave out paths matching (repeatable)', collect)
     .option('--overwrite', 'replace files that already exist in the target')
+    .addOption(niceOption())
+    .addOption(ioPriorityOption())
     .action((snapshot: string, opts, cmd: Command) => start(cmd, (rt) => restoreCommand(rt, snapshot, opts)));
 
   program

@@ -8,6 +8,9 @@
  * Every cloud backend is wrapped, outermost first: append-only (when the destination is), bandwidth limit (with
  * --limit-upload/--limit-download), RetryBackend (exponential backoff with jitter, Retry-After honoured), then a
  * connection limit around the provider, so that an attempt waiting to be retried does not hold a connection.
+ *
+ * The provider packages (and the SDKs behind them) are imported only when a cloud destination is signed in to or
+ * opened: loading all three would cost every other command, `bam --version` included, about 6 MB and 0.2 s of CPU.
  */
 import path from 'node:path';
 import type { CloudDestination, Config } from '@backup-manager/config';
@@ -16,9 +19,6 @@ import {
   RetryBackend, isBackupError,
 } from '@backup-manager/core-archive';
 import type { Backend, OAuthClientConfig, RetryOptions } from '@backup-manager/core-archive';
-import { DropboxBackend, dropboxOAuthConfig } from '@backup-manager/providers-dropbox';
-import { GdriveBackend, googleDriveOAuthConfig } from '@backup-manager/providers-gdrive';
-import { OnedriveBackend, onedriveOAuthConfig } from '@backup-manager/providers-onedrive';
 import type { Runtime } from './runtime.ts';
 
 /** What the registry needs to open one provider's backend. */
@@ -42,7 +42,7 @@ interface ProviderEntry {
   /** The repository folder as the provider's backend writes it in its `location`. */
   readonly normalize: (folder: string) => string;
   /** The provider's OAuth settings from config.json, or undefined when no client id is configured. */
-  readonly oauth: (config: Config) => OAuthClientConfig | undefined;
+  readonly oauth: (config: Config) => Promise<OAuthClientConfig | undefined>;
   readonly open: (options: OpenOptions) => Promise<Backend>;
 }
 
@@ -55,12 +55,14 @@ export const CLOUD_PROVIDERS: { readonly [P in CloudDestination]: ProviderEntry 
     envNames: ['GOOGLE_DRIVE', 'GDRIVE'],
     clientIdKey: 'client_id',
     normalize: segments,
-    oauth: (config) => {
+    oauth: async (config) => {
       const d = config.destinations.google_drive;
       if (d.client_id === undefined) return undefined;
+      const { googleDriveOAuthConfig } = await import('@backup-manager/providers-gdrive');
       return googleDriveOAuthConfig({ clientId: d.client_id, ...(d.client_secret === undefined ? {} : { clientSecret: d.client_secret }) });
     },
     open: async ({ path: folder, session, apiUrl, create }) => {
+      const { GdriveBackend } = await import('@backup-manager/providers-gdrive');
       const options = { folder, session, ...(apiUrl === undefined ? {} : { rootUrl: apiUrl }) };
       return create ? GdriveBackend.create(options) : new GdriveBackend(options);
     },
@@ -70,12 +72,14 @@ export const CLOUD_PROVIDERS: { readonly [P in CloudDestination]: ProviderEntry 
     envNames: ['DROPBOX'],
     clientIdKey: 'app_key',
     normalize: (folder) => `/${segments(folder)}`,
-    oauth: (config) => {
+    oauth: async (config) => {
       const d = config.destinations.dropbox;
       if (d.app_key === undefined) return undefined;
+      const { dropboxOAuthConfig } = await import('@backup-manager/providers-dropbox');
       return dropboxOAuthConfig({ appKey: d.app_key, ...(d.app_secret === undefined ? {} : { appSecret: d.app_secret }) });
     },
     open: async ({ path: root, session, apiUrl, create }) => {
+      const { DropboxBackend } = await import('@backup-manager/providers-dropbox');
       const options = { root, session, ...(apiUrl === undefined ? {} : { fetch: originRewritingFetch(apiUrl) }) };
       return create ? DropboxBackend.create(options) : new DropboxBackend(options);
     },
@@ -85,12 +89,14 @@ export const CLOUD_PROVIDERS: { readonly [P in CloudDestination]: ProviderEntry 
     envNames: ['ONEDRIVE'],
     clientIdKey: 'client_id',
     normalize: segments,
-    oauth: (config) => {
+    oauth: async (config) => {
       const d = config.destinations.onedrive;
       if (d.client_id === undefined) return undefined;
+      const { onedriveOAuthConfig } = await import('@backup-manager/providers-onedrive');
       return onedriveOAuthConfig({ clientId: d.client_id, tenant: d.tenant });
     },
     open: async ({ path: root, session, apiUrl, create }) => {
+      const { OnedriveBackend } = await import('@backup-manager/providers-onedrive');
       const options = { root, session, ...(apiUrl === undefined ? {} : { fetchOverride: originRewritingFetch(apiUrl) }) };
       return create ? OnedriveBackend.create(options) : new OnedriveBackend(options);
     },
@@ -207,7 +213,7 @@ export function tokenFile(rt: Runtime, provider: CloudDestination): string {
 /** The provider's OAuth settings from config.json, with the endpoint overrides of the environment applied. */
 export async function oauthConfigFor(rt: Runtime, provider: CloudDestination): Promise<OAuthClientConfig> {
   const entry = CLOUD_PROVIDERS[provider];
-  const base = entry.oauth(await rt.config());
+  const base = await entry.oauth(await rt.config());
   if (base === undefined) {
     throw new BackupError(
       'CONFIG_INVALID',

@@ -1,6 +1,6 @@
 /**
  * @backup-manager/config: the schema, defaults, validation, loading and writing of config.json, the state folder's
- * paths, and the duration, size and cron parsers the CLI also uses for flags.
+ * paths, and the duration, size, cron and I/O-priority parsers the CLI also uses for flags.
  */
 export { ConfigSchema, PRIORITIES, BACKUP_TYPES, COMPRESSIONS, CLOUD_DESTINATIONS } from './schema.ts';
 export type {
@@ -12,6 +12,7 @@ export type {
   AlertsConfig,
   VerifyConfig,
   RepositoryConfig,
+  ProcessConfig,
   Priority,
   BackupType,
   Compression,
@@ -21,6 +22,8 @@ export { parseConfig, parseConfigText, formatIssues } from './parse.ts';
 export type { ParseResult } from './parse.ts';
 export { parseDuration, parseSize } from './units.ts';
 export { checkCron } from './cron.ts';
+export { MAX_NICE, checkIoPriority, checkNice, parseIoPriority } from './priority.ts';
+export type { IoPriority } from './priority.ts';
 export { resolveHome, expandTilde, statePaths, HOME_ENV_VAR } from './paths.ts';
 export type { StatePaths } from './paths.ts';
 export { loadConfig, writeConfig, defaultConfig } from './load.ts';

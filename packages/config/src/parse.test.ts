@@ -48,6 +48,7 @@ describe('defaults', () => {
         },
         verify: { schedule: '0 4 * * 0', read_data_subset: '5%', rotation_days: 30 },
         repository: { compression: 'zstd' },
+        process: {},
       },
     });
   });
@@ -160,6 +161,16 @@ describe('mistakes are reported at their exact path with what to write instead',
       message: expect.stringMatching(/^"2 gigs" is not a size; .*"2GiB"/) as unknown as string,
     });
     expect(onlyIssue({ repository: { pack_size: '-16MiB' } }).path).toBe('repository.pack_size');
+  });
+
+  it('bad process priorities', () => {
+    expect(onlyIssue({ process: { nice: 25 } })).toEqual({ path: 'process.nice', message: 'must be at most 19; got 25' });
+    expect(onlyIssue({ process: { nice: -5 } }).message).toBe('must be at least 0; got -5');
+    expect(onlyIssue({ process: { io_priority: 'realtime:0' } })).toMatchObject({
+      path: 'process.io_priority',
+      message: expect.stringMatching(/^"realtime:0" is not an I\/O priority; write "idle", "best-effort" or "best-effort:N"/) as unknown as string,
+    });
+    expect(parseConfig({ process: { nice: 19, io_priority: 'best-effort:7' } }).ok).toBe(true);
   });
 
   it('bad verification subset', () => {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { checkCron } from './cron.ts';
 import { isAbsoluteOrTilde } from './paths.ts';
+import { MAX_NICE, checkIoPriority } from './priority.ts';
 import { checkDuration, checkSize, parseDuration, parseSize } from './units.ts';
 
 export const PRIORITIES = ['high', 'medium', 'low'] as const;
@@ -264,6 +265,18 @@ const RepositorySchema = z
     }
   });
 
+const ProcessSchema = z.strictObject({
+  nice: z
+    .int()
+    .min(0)
+    .max(MAX_NICE)
+    .optional()
+    .describe('CPU niceness from 0 (normal) to 19 (only otherwise idle CPU); unset keeps the niceness bam was started with.'),
+  io_priority: checkedString(checkIoPriority)
+    .optional()
+    .describe('Linux I/O priority: "idle" or "best-effort" / "best-effort:0" to "best-effort:7" (7 lowest); unset keeps the one bam was started with.'),
+});
+
 export const ConfigSchema = z
   .strictObject({
     $schema: z.string().optional().describe('Path or URL of config.schema.json, for editors; ignored otherwise.'),
@@ -282,6 +295,9 @@ export const ConfigSchema = z
     alerts: AlertsSchema.prefault({}).describe('When and where to send alerts.'),
     verify: VerifySchema.prefault({}).describe('Scheduled verification of the repositories.'),
     repository: RepositorySchema.prefault({}).describe('Repository password source, pack size and compression.'),
+    process: ProcessSchema.prefault({}).describe(
+      'How politely the long-running commands (backup, restore, forget, prune, verify, test-recovery, check-consistency, sync) run, e.g. when scheduled; their --nice and --io-priority flags take precedence.',
+    ),
   })
   .meta({
     title: 'Backup Automation Manager config',
@@ -298,3 +314,4 @@ export type RetentionConfig = Config['retention'];
 export type AlertsConfig = Config['alerts'];
 export type VerifyConfig = Config['verify'];
 export type RepositoryConfig = Config['repository'];
+export type ProcessConfig = Config['process'];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
-import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { isBackupError } from './errors.ts';
 import { ZstdCompressor, ZstdDecompressor, zstdFrameBound } from './compress.ts';
 
@@ -53,6 +53,18 @@ describe('ZstdCompressor', () => {
     expect(() => c.compressInto(text(1000), new Uint8Array(100), 0)).toThrow(RangeError);
     // still usable afterwards
     expect(compressOne(c, text(1000)).byteLength).toBeGreaterThan(0);
+  });
+
+  it('keeps its level for every frame, not only the first', () => {
+    // Node's reset() makes a new native context at the default level: a compressor that reset between frames
+    // compressed every frame after the first at level 3 whatever its level.
+    const data = text(300_000, 5);
+    for (const level of [1, 9]) {
+      const c = new ZstdCompressor(level);
+      const oneShot = zstdCompressSync(data, { params: { [constants.ZSTD_c_compressionLevel]: level }, pledgedSrcSize: data.byteLength });
+      for (let i = 0; i < 3; i++) expect(compressOne(c, data).byteLength).toBe(oneShot.byteLength);
+      c.close();
+    }
   });
 
   it('rejects invalid levels like the options check', () => {

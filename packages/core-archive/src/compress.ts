@@ -138,8 +138,13 @@ class ZstdContext<S extends ZstdStream> {
     this.create = create;
   }
 
-  /** The native handle, reset to the start of a new frame, or undefined when this Node does not expose it. */
-  handle(): { handle: ZstdHandle; state: Uint32Array; stream: S } | undefined {
+  /**
+   * The native handle, or undefined when this Node does not expose it. `reset` brings it to the start of a new
+   * frame; Node implements that by making a new native context WITHOUT the stream's parameters (its compression level
+   * among them: measured, a level-1 or level-19 stream compresses at level 3 after a reset), so a compressor must not
+   * reset: zstd starts a new frame by itself once a frame has ended, keeping the parameters.
+   */
+  handle(reset: boolean): { handle: ZstdHandle; state: Uint32Array; stream: S } | undefined {
     let s = this.stream;
     if (s === undefined || s.destroyed) {
       s = this.create();
@@ -150,7 +155,7 @@ class ZstdContext<S extends ZstdStream> {
     const handle = s._handle;
     const state = s._writeState;
     if (handle == null || typeof handle.writeSync !== 'function' || typeof handle.reset !== 'function' || !(state instanceof Uint32Array)) return undefined;
-    handle.reset();
+    if (reset) handle.reset();
     return { handle, state, stream: s };
   }
 
@@ -180,14 +185,18 @@ export class ZstdCompressor {
     if (room < zstdFrameBound(data.byteLength)) {
       throw new RangeError(`zstd output room ${room} is below the bound ${zstdFrameBound(data.byteLength)} for ${data.byteLength} bytes`);
     }
-    const h = this.context.handle();
+    // No reset (see ZstdContext.handle): every call ends its frame, or the context is closed and made anew.
+    const h = this.context.handle(false);
     if (h === undefined) {
       const frame = zstdCompressSync(data, { params: { [constants.ZSTD_c_compressionLevel]: this.level }, pledgedSrcSize: data.byteLength });
       out.set(frame, at);
       return frame.byteLength;
     }
     h.handle.writeSync(constants.ZSTD_e_end, data, 0, data.byteLength, out, at, room);
-    if (h.stream.destroyed) throw h.stream.errored ?? new Error('zstd compression failed');
+    if (h.stream.destroyed) {
+      this.context.close();
+      throw h.stream.errored ?? new Error('zstd compression failed');
+    }
     const [availOut, availIn] = h.state;
     // With room for the bound, one call consumes everything and ends the frame; anything else is a broken context.
     if (availIn !== 0 || availOut === 0) {
@@ -214,7 +223,7 @@ export class ZstdDecompressor {
    */
   decompressInto(frame: Uint8Array, out: Uint8Array, at: number, length: number, what: string): void {
     if (out.byteLength - at < length) throw new RangeError(`decompression room ${out.byteLength - at} is below ${length}`);
-    const h = this.context.handle();
+    const h = this.context.handle(true);
     if (h === undefined) {
       out.set(decodePayload(withMethodByte(frame), what, length), at);
       return;

@@ -30,13 +30,25 @@ export interface SealedBlobRef {
   rawLength: number;
 }
 
-export interface RestoreTarget {
+/** A file a restore task writes to, and what to do with it. */
+export interface RestoreFile {
   /** the file's number in the restore's plan, by which results name it */
   file: number;
   path: string;
-  offset: number;
-  /** this blob is the file's whole content: hash it here instead of reading the file back */
-  whole: boolean;
+  size: number;
+  /** create it here (O_CREAT|O_EXCL|O_NOFOLLOW): the layout did not, because it is one blob written by one task */
+  create: boolean;
+  /**
+   * every write of the file is in this task: once written, hash it (from the plaintext when its blobs came in order,
+   * else by reading it back), set its ownership, mode and times through the open descriptor, and close it
+   */
+  finish: boolean;
+  uid: number;
+  gid: number;
+  mode: number;
+  /** seconds, as fs.futimes takes them */
+  atime: number;
+  mtime: number;
 }
 
 export interface WorkerRestoreTask {
@@ -44,9 +56,13 @@ export interface WorkerRestoreTask {
   packId: string;
   /** one read of a pack's byte range, transferred whole: blobs are views into it, so nothing is copied */
   data: Uint8Array;
-  /** leave all-zero blobs as holes (the files were pre-sized with truncate) */
+  /** leave all-zero blobs as holes (the files are pre-sized, or truncated to their size when finished) */
   sparse: boolean;
-  blobs: { id: string; rawLength: number; offset: number; length: number; targets: RestoreTarget[] }[];
+  /** set ownership from uid and gid (only root may) */
+  chown: boolean;
+  files: RestoreFile[];
+  /** `targets`: pairs of an index into `files` and the offset in that file where the plaintext goes */
+  blobs: { id: string; rawLength: number; offset: number; length: number; targets: number[] }[];
 }
 
 export type ToWorker =
@@ -67,8 +83,14 @@ export type ToMain =
    */
   | { t: 'blobs'; job: number; req: number; data: Uint8Array; blobs: SealedBlobRef[] }
   | { t: 'file'; job: number; result: WorkerFileResult }
+  /** many 'file' messages and then 'done' messages in one: a backup worker reports a whole batch of files at once */
+  | { t: 'results'; results: { job: number; result: WorkerFileResult }[]; done: number[] }
   | { t: 'done'; job: number }
   | { t: 'failed'; job: number; error: { code: string; message: string } }
-  | { t: 'restored'; task: number; errors: { file: number; message: string }[]; hashes: { file: number; sha256: string }[] }
+  /**
+   * `errors`: the file's content could not be written (`metadata` false) or its ownership, mode or times could not
+   * be set; `hashes`: SHA-256 of each finished file that has no content error; `finished`: files whose metadata step ran
+   */
+  | { t: 'restored'; task: number; errors: { file: number; message: string; metadata: boolean }[]; hashes: { file: number; sha256: string }[]; finished: number[] }
   | { t: 'hashed'; task: number; sha256?: string; error?: { code: string; message: string } }
   | { t: 'scanned'; files: number; bytes: number; done: boolean };

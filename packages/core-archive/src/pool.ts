@@ -49,6 +49,11 @@ export class WorkerPool {
   private readonly capacityWaiters: (() => void)[] = [];
   private closed = false;
   readonly maxOutstandingPerWorker = 2;
+  /**
+   * Backup batches per worker: a worker's pipeline reports a batch done only once the main thread has stored its
+   * blobs, up to two batches after it read them, so it needs the next batch queued before then not to pause.
+   */
+  readonly maxFileJobsPerWorker = 4;
 
   constructor(init: WorkerInit, handlers: PoolHandlers, size = defaultWorkerCount()) {
     this.handlers = handlers;
@@ -71,21 +76,21 @@ export class WorkerPool {
     return this.slots.length;
   }
 
-  private pick(): Slot | undefined {
+  private pick(limit: number): Slot | undefined {
     let best: Slot | undefined;
     for (const s of this.slots) {
-      if (s.dead || s.outstanding >= this.maxOutstandingPerWorker) continue;
+      if (s.dead || s.outstanding >= limit) continue;
       if (!best || s.outstanding < best.outstanding) best = s;
     }
     return best;
   }
 
-  /** Waits until some worker can take another batch. */
-  private async acquire(): Promise<Slot> {
+  /** Waits until some worker has fewer than `limit` batches. */
+  private async acquire(limit = this.maxOutstandingPerWorker): Promise<Slot> {
     for (;;) {
       const dead = this.slots.find((s) => s.dead);
       if (dead) throw new BackupError('INTERNAL', `a worker thread failed: ${dead.dead!.message}`, { cause: dead.dead });
-      const slot = this.pick();
+      const slot = this.pick(limit);
       if (slot) {
         slot.outstanding++;
         return slot;
@@ -104,7 +109,7 @@ export class WorkerPool {
    * per file for its result.
    */
   async submitFiles(files: WorkerFileJob[]): Promise<Promise<WorkerFileResult>[]> {
-    const slot = await this.acquire();
+    const slot = await this.acquire(this.maxFileJobsPerWorker);
     const job = this.nextJob++;
     const results = new Map<number, Deferred<WorkerFileResult>>();
     const promises = files.map(
@@ -174,6 +179,11 @@ export class WorkerPool {
         const d = job?.results.get(m.result.index);
         job?.results.delete(m.result.index);
         d?.resolve(m.result);
+        return;
+      }
+      case 'results': {
+        for (const r of m.results) this.onMessage(slot, { t: 'file', job: r.job, result: r.result });
+        for (const job of m.done) this.onMessage(slot, { t: 'done', job });
         return;
       }
       case 'done':

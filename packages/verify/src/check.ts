@@ -1,8 +1,9 @@
 /**
  * The repository check. The structure check proves that every snapshot's tree resolves, that every blob a tree
  * references is indexed, that every indexed pack exists and that its header (read and authenticated) agrees with
- * the index. The data check, for the packs a selection picks, downloads each pack whole and lets worker threads
- * hash it, authenticate its header and open every blob (decrypt, decompress, re-hash against the id).
+ * the index. The data check, for the packs a selection picks, reads each pack in pieces, hashes it against its name,
+ * authenticates its header, and lets worker threads open every blob (decrypt, decompress, re-hash against the id);
+ * it runs while this thread checks the structure, and its outcomes are judged once the structure check is done.
  *
  * Damage never stops the check: each problem becomes a typed finding, streamed as it is found. At the end one walk
  * over the snapshots' trees maps the damaged blobs to the snapshots and file paths they put at risk, and the summary
@@ -17,8 +18,11 @@ import { mapImpact } from './impact.ts';
 import type { SnapshotRef } from './impact.ts';
 import { isDamage, loadIndexTolerant } from './load-index.ts';
 import type { LoadedIndex } from './load-index.ts';
-import type { PackVerdict } from './pack-verify.ts';
+import { headerMismatches } from './pack-verify.ts';
+import type { HeaderMismatch, PackVerdict } from './pack-verify.ts';
 import { VerifyPool, defaultVerifyWorkers } from './pool.ts';
+import { readPacks } from './read-packs.ts';
+import type { PackOutcome, PackReading } from './read-packs.ts';
 import { describeSelection, selectPacks } from './subset.ts';
 import type { PackRef, PackSelection } from './subset.ts';
 import { eventStream, mapLimit, throwIfAborted } from './util.ts';
@@ -108,6 +112,18 @@ class Checker {
   }
 
   async run(): Promise<CheckSummary> {
+    // The worker threads start now, so that they are ready once the index is loaded; the data reading owns them
+    // from then on, and closes them when it is done.
+    const pool = this.options.readData ? new VerifyPool(cryptoMaterial(this.repo).key, this.options.workers ?? defaultVerifyWorkers()) : undefined;
+    try {
+      return await this.check(pool);
+    } finally {
+      // Closed already when the data reading took it; otherwise (the check failed before) closed here.
+      await pool?.close();
+    }
+  }
+
+  private async check(pool: VerifyPool | undefined): Promise<CheckSummary> {
     const t0 = Date.now();
     await this.checkLocks();
     this.phase('index');
@@ -125,11 +141,21 @@ class Checker {
     await this.readOrphanHeaders(index, packFiles);
     const selected = this.options.readData ? selectPacks(present, this.options.readData, this.options.random) : [];
     const readIds = new Set(selected.map((p) => p.id));
-    await this.checkHeaders(index, present.filter((p) => !readIds.has(p.id)));
-    const snapshots = await this.loadSnapshots();
-    await this.walkTrees(snapshots);
-    this.reportRecoverable();
-    if (this.options.readData) await this.readData(index, selected);
+    // The data is read and verified by the workers while this thread checks the structure; its outcomes are judged
+    // afterwards, in the order and with the deduplication of a data check that runs after the structure check.
+    const data = pool ? this.startData(pool, index, selected) : undefined;
+    let snapshots: SnapshotRef[];
+    try {
+      await this.checkHeaders(index, present.filter((p) => !readIds.has(p.id)));
+      snapshots = await this.loadSnapshots();
+      await this.walkTrees(snapshots);
+      this.reportRecoverable();
+    } catch (e) {
+      data?.reading.stop();
+      await data?.reading.done.catch(() => {});
+      throw e;
+    }
+    if (data) await this.finishData(data);
     await this.attachImpact(snapshots);
     return this.summary(snapshots, Date.now() - t0);
   }
@@ -161,12 +187,13 @@ class Checker {
   /** Reports indexed packs that are missing and pack files that no index lists; returns the indexed packs present. */
   private checkPackPresence(index: LoadedIndex, packFiles: Map<Id, number>): PackRef[] {
     const present: PackRef[] = [];
-    for (const [packId, blobs] of [...index.packs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    for (const packId of [...index.packs.keys()].sort()) {
       const size = packFiles.get(packId);
       if (size !== undefined) {
         present.push({ id: packId, size });
         continue;
       }
+      const blobs = index.blobsOf(packId);
       const trees = blobs.filter((b) => b.type === 'tree').length;
       this.report(
         {
@@ -205,9 +232,13 @@ class Checker {
     });
   }
 
-  /** A tree through the index or, when the index lost it, straight from the orphan pack that holds it. */
-  private async loadTree(id: Id): Promise<TreeDocument> {
-    if (this.repo.index.has(id)) return this.repo.loadTree(id);
+  /**
+   * A tree through the index or, when the index lost it, straight from the orphan pack that holds it. The walk,
+   * which reads each tree once, passes `cache: false`: the repository's tree cache would only hold some 200,000
+   * nodes in memory (tens of megabytes) beside the packs the data check has in flight.
+   */
+  private async loadTree(id: Id, cache = true): Promise<TreeDocument> {
+    if (this.repo.index.has(id)) return cache ? this.repo.loadTree(id) : decodeTree(await this.repo.loadBlob('tree', id), `tree ${id.slice(0, 12)}`);
     const orphan = this.orphanBlobs.get(id);
     if (!orphan || orphan.entry.type !== 'tree') return this.repo.loadTree(id);
     const { entry, pack } = orphan;
@@ -222,7 +253,7 @@ class Checker {
     let done = 0;
     await mapLimit(packs, 8, async (p) => {
       this.throwIfAborted();
-      const blobs = index.packs.get(p.id) ?? [];
+      const blobs = index.blobsOf(p.id);
       try {
         const header = await readPackHeader((offset, length) => this.repo.backend.load({ type: 'data', name: p.id }, offset, length), p.size, key, p.id);
         this.compareWithHeader(p.id, blobs, header);
@@ -263,16 +294,10 @@ class Checker {
 
   /** Reports the index entries of a pack that its authenticated header does not confirm. */
   private compareWithHeader(packId: Id, indexed: readonly IndexBlobEntry[], header: readonly IndexBlobEntry[]): void {
-    const byId = new Map(header.map((h) => [h.id, h]));
-    const wrong: { entry: IndexBlobEntry; why: string }[] = [];
-    for (const e of indexed) {
-      const h = byId.get(e.id);
-      if (!h) wrong.push({ entry: e, why: 'the pack does not hold it' });
-      else if (h.type !== e.type) wrong.push({ entry: e, why: `the header says ${h.type}, the index ${e.type}` });
-      else if (h.offset !== e.offset || h.length !== e.length || h.rawLength !== e.rawLength) {
-        wrong.push({ entry: e, why: `the header places it at ${h.offset}+${h.length} (raw ${h.rawLength}), the index at ${e.offset}+${e.length} (raw ${e.rawLength})` });
-      }
-    }
+    this.reportMismatches(packId, headerMismatches(indexed, header));
+  }
+
+  private reportMismatches(packId: Id, wrong: readonly HeaderMismatch[]): void {
     if (wrong.length === 0) return;
     const first = wrong[0]!;
     this.report(
@@ -329,7 +354,7 @@ class Checker {
       }
       let nodes: TreeNode[];
       try {
-        nodes = (await this.loadTree(treeId)).nodes;
+        nodes = (await this.loadTree(treeId, false)).nodes;
       } catch (e) {
         if (!isDamage(e)) throw e;
         if (!loc) continue;
@@ -388,56 +413,63 @@ class Checker {
 
   // ---- data --------------------------------------------------------------------------------------------------
 
-  private async readData(index: LoadedIndex, packs: PackRef[]): Promise<void> {
-    this.phase('data', packs.length);
-    const t0 = Date.now();
-    const pool = new VerifyPool(cryptoMaterial(this.repo).key, this.options.workers ?? defaultVerifyWorkers());
-    // Whole packs are held in memory while they are checked: bound the bytes, not only the count (packs may be 1 GiB).
-    const budget = new ByteBudget(packs.reduce((n, p) => Math.max(n, p.size), IN_FLIGHT_BYTES));
-    let done = 0;
+  /** Starts reading the selected packs; their outcomes wait in `pending` until finishData judges them. */
+  private startData(pool: VerifyPool, index: LoadedIndex, packs: PackRef[]): DataRun {
+    const run: DataRun = { index, total: packs.length, started: Date.now(), pending: [], judging: false, done: 0, bytesDone: 0, reading: undefined as unknown as PackReading };
+    const options = {
+      concurrency: Math.max(1, this.options.concurrency ?? 4),
+      blobsOf: (id: Id) => index.blobsOf(id),
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
+    };
+    run.reading = readPacks(this.repo, cryptoMaterial(this.repo).key, pool, packs, options, (o) => {
+      if (run.judging) this.outcome(run, o);
+      else run.pending.push(o);
+    });
+    return run;
+  }
+
+  private async finishData(run: DataRun): Promise<void> {
     try {
-      await mapLimit(packs, Math.max(1, this.options.concurrency ?? 4), async (p) => {
-        this.throwIfAborted();
-        const blobs = index.packs.get(p.id) ?? [];
-        await budget.take(p.size);
-        try {
-          let bytes: Uint8Array;
-          try {
-            bytes = await this.repo.backend.load({ type: 'data', name: p.id });
-          } catch (e) {
-            this.packReadFailed(p, blobs, e, 'data');
-            return;
-          }
-          this.counts.bytesRead += bytes.byteLength;
-          this.counts.packsRead++;
-          this.packsRead.push(p.id);
-          const verdict = await pool.verifyPack({ packId: p.id, bytes, blobs });
-          this.counts.blobsRead += verdict.blobsChecked;
-          this.judge(p, blobs, verdict);
-        } finally {
-          budget.give(p.size);
-        }
-        done++;
-        this.emit({ type: 'progress', phase: 'data', done, total: packs.length, bytesRead: this.counts.bytesRead });
-      });
+      this.phase('data', run.total);
+      run.judging = true;
+      for (const o of run.pending.splice(0)) this.outcome(run, o);
+      await run.reading.done;
     } finally {
-      await pool.close();
-      this.dataMs = Date.now() - t0;
+      run.reading.stop();
+      await run.reading.done.catch(() => {});
+      this.dataMs = Date.now() - run.started;
     }
     this.packsRead.sort();
   }
 
-  private judge(p: PackRef, blobs: IndexBlobEntry[], v: PackVerdict): void {
+  private outcome(run: DataRun, o: PackOutcome): void {
+    if ('error' in o) {
+      this.packReadFailed(o.pack, run.index.blobsOf(o.pack.id), o.error, 'data');
+      return;
+    }
+    const v = o.verdict;
+    this.counts.bytesRead += v.size;
+    this.counts.packsRead++;
+    this.packsRead.push(o.pack.id);
+    this.counts.blobsRead += v.blobsChecked;
+    this.judge(o.pack, v.blobsChecked, v);
+    run.done++;
+    run.bytesDone += v.size;
+    this.emit({ type: 'progress', phase: 'data', done: run.done, total: run.total, bytesRead: run.bytesDone });
+  }
+
+  /** `indexed`: how many blobs the index places in the pack. */
+  private judge(p: PackRef, indexed: number, v: PackVerdict): void {
     const before = this.findings.length;
     if (!v.header.ok) {
       if (!this.packFindings.has(p.id)) {
         this.report({
           kind: 'corrupt-pack-header', file: dataFile(p.id), pack: p.id, blobsAtRisk: v.bad.length,
-          message: `pack ${shortId(p.id)} (${p.size} bytes) has a damaged header (${v.header.message}): it cannot be re-indexed. ${v.bad.length === 0 ? `All ${plural(blobs.length, 'blob')} the index places in it are still readable` : `${plural(v.bad.length, 'blob')} of ${blobs.length} are unreadable (reported below)`}`,
+          message: `pack ${shortId(p.id)} (${p.size} bytes) has a damaged header (${v.header.message}): it cannot be re-indexed. ${v.bad.length === 0 ? `All ${plural(indexed, 'blob')} the index places in it are still readable` : `${plural(v.bad.length, 'blob')} of ${indexed} are unreadable (reported below)`}`,
         });
       }
     } else {
-      this.compareWithHeader(p.id, blobs, v.header.blobs);
+      this.reportMismatches(p.id, v.header.mismatches);
     }
     for (const b of v.bad) {
       if (this.blobFindings.has(`${p.id}:${b.id}`)) continue;
@@ -532,34 +564,16 @@ class Checker {
   }
 }
 
-/** Pack bytes the data check holds at once (raised to the largest pack, so that one always fits). */
-const IN_FLIGHT_BYTES = 128 * 1024 * 1024;
-
-/** A counting semaphore over bytes. */
-class ByteBudget {
-  private free: number;
-  private readonly waiting: { bytes: number; go: () => void }[] = [];
-
-  constructor(bytes: number) {
-    this.free = bytes;
-  }
-
-  async take(bytes: number): Promise<void> {
-    if (this.waiting.length === 0 && bytes <= this.free) {
-      this.free -= bytes;
-      return;
-    }
-    await new Promise<void>((go) => this.waiting.push({ bytes, go }));
-  }
-
-  give(bytes: number): void {
-    this.free += bytes;
-    while (this.waiting.length > 0 && this.waiting[0]!.bytes <= this.free) {
-      const next = this.waiting.shift()!;
-      this.free -= next.bytes;
-      next.go();
-    }
-  }
+/** The data check under way: the outcomes that arrived before the structure check ended wait to be judged. */
+interface DataRun {
+  reading: PackReading;
+  index: LoadedIndex;
+  total: number;
+  started: number;
+  pending: PackOutcome[];
+  judging: boolean;
+  done: number;
+  bytesDone: number;
 }
 
 /** What makes snapshots "the same source": host and the set of backed-up paths. */

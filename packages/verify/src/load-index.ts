@@ -14,8 +14,10 @@ export interface LoadedIndex {
   used: Id[];
   superseded: Id[];
   unreadable: { id: Id; code: string; message: string }[];
-  /** pack id → the blobs the (first) index file listing it places there */
-  packs: Map<Id, IndexBlobEntry[]>;
+  /** pack id → how many blobs the (first) index file listing it places there */
+  packs: Map<Id, number>;
+  /** the blobs the (first) index file listing a pack places there, in that file's order; none for another pack */
+  blobsOf(packId: Id): IndexBlobEntry[];
 }
 
 /** With `populate: false` the repository's master index is left as it is (to inspect the index without using it). */
@@ -35,19 +37,25 @@ export async function loadIndexTolerant(repo: Repository, options: { populate?: 
   });
   const readable = docs.filter((d): d is { id: Id; doc: IndexDocument } => d !== undefined);
   const superseded = new Set(readable.flatMap((d) => d.doc.supersedes));
-  const packs = new Map<Id, IndexBlobEntry[]>();
+  const packs = new Map<Id, number>();
+  // The parsed entries are kept as they are: rebuilding a pack's list from the master index (which holds no objects)
+  // would save their memory, but turning its ids back into strings costs the main thread, which feeds the workers of
+  // the data check, more than a second on a repository of a million blobs.
+  const kept = new Map<Id, IndexBlobEntry[]>();
   const used: Id[] = [];
   for (const { id, doc } of readable) {
     if (superseded.has(id)) continue;
     used.push(id);
     for (const p of doc.packs) {
       if (packs.has(p.id)) continue;
-      packs.set(p.id, p.blobs);
+      packs.set(p.id, p.blobs.length);
+      kept.set(p.id, p.blobs);
       if (populate) repo.index.addPack(p.id, p.blobs);
     }
   }
   if (populate) repo.indexFiles = used;
-  return { files, used, superseded: files.filter((f) => superseded.has(f)), unreadable, packs };
+  const blobsOf = (packId: Id): IndexBlobEntry[] => kept.get(packId) ?? [];
+  return { files, used, superseded: files.filter((f) => superseded.has(f)), unreadable, packs, blobsOf };
 }
 
 const DAMAGE = new Set(['CORRUPT', 'NOT_FOUND', 'INVALID_RANGE', 'UNSUPPORTED_VERSION', 'IO', 'INVALID_ARGUMENT']);

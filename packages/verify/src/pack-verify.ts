@@ -1,18 +1,21 @@
 /**
- * The CPU-heavy half of the data check, for one whole pack file in memory: hash the file against its name, read
- * and authenticate its header, and open every blob the index places in it (decrypt, decompress, re-hash against
- * the blob id). It runs on a worker thread (verify-worker.ts) or, with zero workers, on the caller's thread.
+ * The CPU-heavy half of the data check. A pack is read in pieces of a few megabytes, each holding whole blobs; the
+ * thread that reads them hashes the file against its name and authenticates its header (headerMismatches compares
+ * it with the index), and each piece goes to a worker thread (verify-worker.ts), or with zero workers stays on the
+ * caller's thread, which opens every blob in it: decrypt, decompress, re-hash against the blob id.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import fs from 'node:fs';
-import { idToBytes, openBlob, readPackHeader } from '@backup-manager/core-archive';
-import type { IndexBlobEntry } from '@backup-manager/core-archive';
+import { BlobOpener, idToBytes } from '@backup-manager/core-archive/pack-reading';
+import type { IndexBlobEntry } from '@backup-manager/core-archive/pack-reading';
 
-export interface PackTask {
+/** A piece of a pack file: bytes `start` to `start + bytes.byteLength`, and the indexed blobs that lie within. */
+export interface PackPiece {
   packId: string;
+  start: number;
   bytes: Uint8Array;
-  /** the blobs the index places in this pack */
-  blobs: IndexBlobEntry[];
+  /** the blobs, with their offsets in the pack (not in the piece), and their position in the index's list */
+  blobs: { entry: IndexBlobEntry; at: number }[];
 }
 
 export interface BadBlob {
@@ -22,6 +25,8 @@ export interface BadBlob {
   length: number;
   reason: 'outside-pack' | 'unreadable' | 'hash-mismatch';
   message: string;
+  /** position of the blob in the index's list of the pack */
+  at: number;
 }
 
 export interface PackVerdict {
@@ -29,40 +34,75 @@ export interface PackVerdict {
   size: number;
   /** sha256 of the file equals its name */
   hashMatches: boolean;
-  header: { ok: true; blobs: IndexBlobEntry[] } | { ok: false; message: string };
+  /** the header authenticates, and these index entries disagree with it; or why it cannot be read */
+  header: { ok: true; mismatches: HeaderMismatch[] } | { ok: false; message: string };
+  /** in the order of the index's list */
   bad: BadBlob[];
   blobsChecked: number;
 }
 
-export async function verifyPack(key: Uint8Array, task: PackTask): Promise<PackVerdict> {
-  const { packId, bytes } = task;
-  const hashMatches = createHash('sha256').update(bytes).digest('hex') === packId;
-  let header: PackVerdict['header'];
-  try {
-    const blobs = await readPackHeader(async (offset, length) => bytes.subarray(offset, offset + length), bytes.byteLength, key, packId);
-    header = { ok: true, blobs };
-  } catch (e) {
-    header = { ok: false, message: (e as Error).message };
-  }
-  const bad: BadBlob[] = [];
-  for (const b of task.blobs) {
-    const where = { id: b.id, type: b.type, offset: b.offset, length: b.length };
-    if (b.offset + b.length > bytes.byteLength) {
-      bad.push({ ...where, reason: 'outside-pack', message: `bytes ${b.offset}–${b.offset + b.length} lie beyond the end of the ${bytes.byteLength}-byte pack` });
-      continue;
-    }
-    let plain: Uint8Array;
-    try {
-      plain = openBlob(key, b.type, idToBytes(b.id), bytes.subarray(b.offset, b.offset + b.length), b.rawLength, `pack ${packId.slice(0, 12)} blob ${b.id.slice(0, 12)}`);
-    } catch (e) {
-      bad.push({ ...where, reason: 'unreadable', message: (e as Error).message });
-      continue;
-    }
-    if (createHash('sha256').update(plain).digest('hex') !== b.id) {
-      bad.push({ ...where, reason: 'hash-mismatch', message: 'it decrypts, but the SHA-256 of its content differs from its id' });
+/** An index entry that the pack's header does not confirm, and why. */
+export interface HeaderMismatch {
+  entry: IndexBlobEntry;
+  why: string;
+}
+
+/** The index entries of a pack that its (authenticated) header does not confirm: missing, of another type, or placed elsewhere. */
+export function headerMismatches(indexed: readonly IndexBlobEntry[], header: readonly IndexBlobEntry[]): HeaderMismatch[] {
+  const byId = new Map(header.map((h) => [h.id, h]));
+  const wrong: HeaderMismatch[] = [];
+  for (const e of indexed) {
+    const h = byId.get(e.id);
+    if (!h) wrong.push({ entry: e, why: 'the pack does not hold it' });
+    else if (h.type !== e.type) wrong.push({ entry: e, why: `the header says ${h.type}, the index ${e.type}` });
+    else if (h.offset !== e.offset || h.length !== e.length || h.rawLength !== e.rawLength) {
+      wrong.push({ entry: e, why: `the header places it at ${h.offset}+${h.length} (raw ${h.rawLength}), the index at ${e.offset}+${e.length} (raw ${e.rawLength})` });
     }
   }
-  return { packId, size: bytes.byteLength, hashMatches, header, bad, blobsChecked: task.blobs.length };
+  return wrong;
+}
+
+/**
+ * Opens the blobs of pieces, one piece after another on one thread. It keeps what every blob would otherwise
+ * allocate anew: the imported key, a zstd context and the buffer plaintexts are decompressed into (each is hashed,
+ * then dropped). `verify` runs without yielding, so calls never share the buffers.
+ */
+export class BlobVerifier {
+  private readonly opener: BlobOpener;
+
+  constructor(key: Uint8Array) {
+    this.opener = new BlobOpener(key);
+  }
+
+  /** The blobs of the piece that fail, in the piece's order. */
+  verify(piece: PackPiece): BadBlob[] {
+    const { packId, start, bytes } = piece;
+    const bad: BadBlob[] = [];
+    for (const { entry: b, at } of piece.blobs) {
+      const where = { id: b.id, type: b.type, offset: b.offset, length: b.length, at };
+      const from = b.offset - start;
+      if (from < 0 || from + b.length > bytes.byteLength) {
+        // The reader cuts pieces between blobs: a blob outside its piece is a bug, never a verdict on the data.
+        throw new Error(`blob ${b.id.slice(0, 12)} at ${b.offset}+${b.length} is not within the piece ${start}+${bytes.byteLength} of pack ${packId.slice(0, 12)}`);
+      }
+      let plain: Uint8Array;
+      try {
+        plain = this.opener.open(b.type, idToBytes(b.id), bytes.subarray(from, from + b.length), b.rawLength, `pack ${packId.slice(0, 12)} blob ${b.id.slice(0, 12)}`);
+      } catch (e) {
+        bad.push({ ...where, reason: 'unreadable', message: (e as Error).message });
+        continue;
+      }
+      // The plaintext is a view into the opener's buffer, valid until the next blob: hashed here, then dropped.
+      if (hash('sha256', plain) !== b.id) {
+        bad.push({ ...where, reason: 'hash-mismatch', message: 'it decrypts, but the SHA-256 of its content differs from its id' });
+      }
+    }
+    return bad;
+  }
+
+  close(): void {
+    this.opener.close();
+  }
 }
 
 /** SHA-256 of each file, or the reason it could not be read. */

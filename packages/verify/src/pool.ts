@@ -1,19 +1,20 @@
 /**
- * A small pool of worker threads for the data check and the recovery test: each task is one pack (verified whole)
- * or one file (hashed). Size 0 runs the same code on the calling thread, which tests and tiny repositories use.
- * Callers bound how many packs they hand over at once; the pool itself queues without limit.
+ * A small pool of worker threads for the data check and the recovery test: each task is a piece of a pack (whose
+ * blobs are opened and re-hashed) or a batch of files (hashed). Size 0 runs the same code on the calling thread,
+ * which tests and tiny repositories use. Each worker holds one task at a time; the others wait here, in order.
+ * Callers bound how many pieces they hand over at once; the pool itself queues without limit.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BackupError } from '@backup-manager/core-archive';
-import { hashFilesSync, verifyPack } from './pack-verify.ts';
-import type { PackTask, PackVerdict } from './pack-verify.ts';
+import { BlobVerifier, hashFilesSync } from './pack-verify.ts';
+import type { BadBlob, PackPiece } from './pack-verify.ts';
 
-export type ToVerifyWorker = { t: 'pack'; id: number; task: PackTask } | { t: 'hash'; id: number; paths: string[] };
+export type ToVerifyWorker = { t: 'piece'; id: number; piece: PackPiece } | { t: 'hash'; id: number; paths: string[] };
 /** A file's SHA-256, or why it could not be read. */
 export type FileDigest = { sha256: string } | { error: string };
 export type ToPool =
-  | { t: 'pack'; id: number; verdict: PackVerdict }
+  | { t: 'piece'; id: number; bad: BadBlob[] }
   | { t: 'hash'; id: number; digests: FileDigest[] }
   | { t: 'error'; id: number; message: string; code: string };
 
@@ -25,7 +26,16 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
+  /** tasks handed to this worker and not answered yet: 0 or 1 */
   busy: number;
+  dead?: boolean;
+}
+
+interface Queued {
+  msg: ToVerifyWorker;
+  transfer: ArrayBuffer[];
+  resolve(v: ToPool): void;
+  reject(e: unknown): void;
 }
 
 export function defaultVerifyWorkers(): number {
@@ -37,19 +47,30 @@ function workerUrl(): URL {
   return new URL(import.meta.url.endsWith('.ts') ? './verify-worker.ts' : './verify-worker.js', import.meta.url);
 }
 
+/**
+ * Whether a flag of this process may be handed to a worker: V8's heap flags (the launcher's --max-semi-space-size)
+ * are refused in a worker's execArgv, which would stop the check from starting when it runs from sources.
+ */
+function workerAccepts(flag: string): boolean {
+  return !/^--(max-semi-space-size|max-old-space-size|max-young-generation-size|stack-size|v8-)/.test(flag);
+}
+
 export class VerifyPool {
   private readonly key: Uint8Array;
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, Pending>();
+  private readonly queue: Queued[] = [];
   private next = 1;
   private failure: Error | undefined;
   private closed = false;
+  /** with no workers: the verifier of this thread, made at the first piece */
+  private local: BlobVerifier | undefined;
 
   constructor(key: Uint8Array, size = defaultVerifyWorkers()) {
     this.key = key;
     const url = workerUrl();
     // Running from sources, the worker must resolve sibling packages to their sources as well.
-    const execArgv = url.pathname.endsWith('.ts') ? [...process.execArgv, '--conditions=source'] : undefined;
+    const execArgv = url.pathname.endsWith('.ts') ? [...process.execArgv.filter(workerAccepts), '--conditions=source'] : undefined;
     for (let i = 0; i < size; i++) {
       const worker = new Worker(url, { workerData: { key }, ...(execArgv ? { execArgv } : {}) });
       const slot: Slot = { worker, busy: 0 };
@@ -66,13 +87,16 @@ export class VerifyPool {
     return this.slots.length;
   }
 
-  /** Verifies a pack held in memory. Its buffer is transferred to the worker: the caller must not use it afterwards. */
-  async verifyPack(task: PackTask): Promise<PackVerdict> {
-    if (this.slots.length === 0) return verifyPack(this.key, task);
-    const bytes = task.bytes.byteOffset === 0 && task.bytes.byteLength === task.bytes.buffer.byteLength ? task.bytes : task.bytes.slice();
-    const reply = await this.send({ t: 'pack', id: 0, task: { ...task, bytes } }, [bytes.buffer as ArrayBuffer]);
-    if (reply.t !== 'pack') throw new BackupError('INTERNAL', `unexpected answer ${reply.t} from a verify worker`);
-    return reply.verdict;
+  /**
+   * Opens the blobs of a piece of a pack held in memory; resolves with those that fail. The piece's buffer is
+   * transferred to the worker, which frees it: the caller must not use it afterwards.
+   */
+  async verifyPiece(piece: PackPiece): Promise<BadBlob[]> {
+    if (this.slots.length === 0) return (this.local ??= new BlobVerifier(this.key)).verify(piece);
+    const bytes = piece.bytes.byteOffset === 0 && piece.bytes.byteLength === piece.bytes.buffer.byteLength ? piece.bytes : piece.bytes.slice();
+    const reply = await this.send({ t: 'piece', id: 0, piece: { ...piece, bytes } }, [bytes.buffer as ArrayBuffer]);
+    if (reply.t !== 'piece') throw new BackupError('INTERNAL', `unexpected answer ${reply.t} from a verify worker`);
+    return reply.bad;
   }
 
   /** SHA-256 of local files, in one round trip (batches amortise the message cost over many small files). */
@@ -83,15 +107,32 @@ export class VerifyPool {
     return reply.digests;
   }
 
+  /**
+   * Hands the task to the first worker that is free, or queues it here until one is: a pack waits on this thread
+   * instead of in one worker's queue while another worker has nothing to do.
+   */
   private send(msg: ToVerifyWorker, transfer: ArrayBuffer[] = []): Promise<ToPool> {
-    if (this.failure) return Promise.reject(new BackupError('INTERNAL', `a verify worker failed: ${this.failure.message}`, { cause: this.failure }));
-    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const id = this.next++;
-    slot.busy++;
+    if (this.failure) return Promise.reject(this.failed());
     return new Promise<ToPool>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, slot });
-      slot.worker.postMessage({ ...msg, id }, transfer);
+      this.queue.push({ msg: { ...msg, id: this.next++ }, transfer, resolve, reject });
+      this.dispatch();
     });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const slot = this.slots.find((s) => s.busy === 0 && !s.dead);
+      if (!slot) return;
+      const q = this.queue.shift()!;
+      slot.busy++;
+      this.pending.set(q.msg.id, { resolve: q.resolve, reject: q.reject, slot });
+      slot.worker.postMessage(q.msg, q.transfer);
+    }
+  }
+
+  private failed(): BackupError {
+    const e = this.failure!;
+    return new BackupError('INTERNAL', `a verify worker failed: ${e.message}`, { cause: e });
   }
 
   private onMessage(m: ToPool): void {
@@ -101,19 +142,27 @@ export class VerifyPool {
     p.slot.busy--;
     if (m.t === 'error') p.reject(new BackupError('IO', m.message));
     else p.resolve(m);
+    this.dispatch();
   }
 
   private onDeath(slot: Slot, e: Error): void {
     this.failure ??= e;
+    slot.dead = true;
     for (const [id, p] of this.pending) {
       if (p.slot !== slot) continue;
       this.pending.delete(id);
       p.reject(new BackupError('INTERNAL', `a verify worker failed: ${e.message}`, { cause: e }));
     }
+    // Once a worker has failed no new task starts (as send refuses them): the queued ones fail with it.
+    for (const q of this.queue.splice(0)) q.reject(this.failed());
   }
 
+  /** Stops the workers; closing again does nothing. */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
+    this.local?.close();
+    this.local = undefined;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

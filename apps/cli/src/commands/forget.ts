@@ -9,6 +9,7 @@ import type { PrunePlan, PruneResult, Repository, SnapshotDocument } from '@back
 import { applyPolicy } from '@backup-manager/retention-gfs';
 import type { GroupKey, PolicyResult } from '@backup-manager/retention-gfs';
 import { EXIT } from '../exit-codes.ts';
+import { ioPriorityOption, niceOption } from '../priority.ts';
 import { formatTime, table } from '../format.ts';
 import type { Runtime } from '../runtime.ts';
 import { pruneCommand } from './prune.ts';
@@ -59,6 +60,8 @@ export function registerRetentionCommands(program: Command, start: StartCommand)
     .option('--prune', 'then remove the data no remaining snapshot uses (like `bam prune`)')
     .option('--max-unused <pct>', 'with --prune: repack packs more than this share unused (default 5%)')
     .option('-y, --yes', 'do it without asking (required when there is no terminal)')
+    .addOption(niceOption())
+    .addOption(ioPriorityOption())
     .addHelpText('after', '\n--host (a global option) limits forget to that host\'s snapshots. An append-only repository refuses forget.')
     .action((snapshots: string[], opts: ForgetFlags, cmd: Command) =>
       start(cmd, (rt) => forgetCommand(rt, { ...opts, ...(rt.options.host !== undefined ? { host: rt.options.host } : {}) }, snapshots)));
@@ -69,6 +72,8 @@ export function registerRetentionCommands(program: Command, start: StartCommand)
     .option('-n, --dry-run', 'only show what would be done')
     .option('--max-unused <pct>', 'repack packs more than this share unused (default 5%; 100% or unlimited: only delete wholly unused packs)')
     .option('-y, --yes', 'do it without asking (required when there is no terminal)')
+    .addOption(niceOption())
+    .addOption(ioPriorityOption())
     .addHelpText('after', '\nAn append-only repository refuses prune.')
     .action((opts: PruneFlags, cmd: Command) => start(cmd, (rt) => pruneCommand(rt, opts)));
 }

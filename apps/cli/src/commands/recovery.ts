@@ -14,6 +14,7 @@ import type { RecoveryEvent, RecoveryReport, SourceComparison } from '@backup-ma
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration, formatRate, formatTime } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
+import { ioPriorityOption, niceOption } from '../priority.ts';
 import type { Runtime } from '../runtime.ts';
 import { collect, recordHistory } from './verify-shared.ts';
 import type { StartCommand } from './verify-shared.ts';
@@ -36,6 +37,8 @@ export function registerRecoveryCommand(program: Command, start: StartCommand): 
     .option('-t, --target <dir>', 'restore into this (empty or new) folder and keep it, instead of a temporary one')
     .option('--compare-source', 'also compare the snapshot with its live source: file count and a sample of unchanged files')
     .option('--tolerance <percent>', 'with --compare-source: allowed difference of the file counts', '5')
+    .addOption(niceOption())
+    .addOption(ioPriorityOption())
     .action((snapshot: string, opts: RecoveryFlags, cmd: Command) => start(cmd, (rt) => testRecoveryCommand(rt, snapshot, opts)));
 }
 

@@ -14,6 +14,7 @@ import type { ConfiguredDestination } from '../destinations.ts';
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
+import { ioPriorityOption, niceOption } from '../priority.ts';
 import type { Runtime } from '../runtime.ts';
 import type { StartCommand } from './verify-shared.ts';
 
@@ -26,6 +27,8 @@ export function registerSyncCommand(program: Command, start: StartCommand): void
     .command('sync')
     .description('copy the repository to every other enabled destination in config.json: upload what is missing there, remove what prune removed (except at append-only destinations)')
     .option('--dry-run', 'show what would be uploaded and removed, change nothing')
+    .addOption(niceOption())
+    .addOption(ioPriorityOption())
     .action((opts: SyncFlags, cmd: Command) => start(cmd, (rt) => syncCommand(rt, opts)));
 }
 

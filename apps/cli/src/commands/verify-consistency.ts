@@ -14,6 +14,7 @@ import type { ConsistencyReport, DestinationReport, FileRef } from '@backup-mana
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
+import { ioPriorityOption, niceOption } from '../priority.ts';
 import type { Runtime } from '../runtime.ts';
 import { collect, recordHistory } from './verify-shared.ts';
 import type { StartCommand } from './verify-shared.ts';
@@ -24,6 +25,8 @@ export function registerConsistencyCommand(program: Command, start: StartCommand
     .description('compare the repository with copies of it (mirrors) by file names, sizes and SHA-256; exit 0 when all agree, 1 otherwise')
     .option('--mirror <location>', 'a copy of the repository: a folder or gdrive:…, dropbox:…, onedrive:… (repeatable; default: every other enabled destination)', collect)
     .option('--no-hash', 'compare names and sizes only, without reading the files')
+    .addOption(niceOption())
+    .addOption(ioPriorityOption())
     .action((opts: { mirror?: string[]; hash: boolean }, cmd: Command) => start(cmd, (rt) => checkConsistencyCommand(rt, opts)));
 }
 

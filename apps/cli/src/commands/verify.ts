@@ -16,6 +16,7 @@ import type { CheckEvent, CheckSummary, Finding, PackSelection } from '@backup-m
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration, formatRate, formatTime, table } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
+import { ioPriorityOption, niceOption } from '../priority.ts';
 import type { Runtime } from '../runtime.ts';
 import { registerConsistencyCommand } from './verify-consistency.ts';
 import { registerRepairCommands } from './verify-repair.ts';
@@ -34,6 +35,8 @@ export function registerVerifyCommands(program: Command, start: StartCommand): v
     .option('--read-data', 'read every pack: decrypt, decompress and re-hash every blob against its id')
     .option('--read-data-subset <subset>', 'read some packs: n/t (packs in bucket n of t, like restic), x% (random packs), or a size such as 500MiB (random packs up to it)')
     .option('--rotate [period]', 'read the next slice of a rotation that reads every pack once per period (days, or a duration like 4w; default: the config\'s verify.rotation_days)')
+    .addOption(niceOption())
+    .addOption(ioPriorityOption())
     .action((opts: VerifyFlags, cmd: Command) => start(cmd, (rt) => verifyCommand(rt, opts)));
   verify
     .command('history')

@@ -4,6 +4,7 @@
  * pool in batches; trees are built as their children complete, so the walk never waits for file contents. Order
  * gives crash safety: packs, then index, then the snapshot.
  */
+import { isAscii } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -72,18 +73,75 @@ export interface BackupResult {
 type NodeFuture = Promise<TreeNode | null>;
 
 /**
+ * The parent snapshot's listing of a directory, looked up by name. The walk asks for names in sorted order, the
+ * order trees store them in, so a cursor moving forward finds each one without building a map of every name; a
+ * listing out of order (not written by this program) or a look-up going backwards falls back to a map.
+ */
+export class Listing {
+  private readonly nodes: readonly TreeNode[];
+  private at = 0;
+  private last = '';
+  private byName: Map<string, TreeNode> | undefined;
+
+  constructor(nodes: readonly TreeNode[]) {
+    this.nodes = nodes;
+    for (let i = 1; i < nodes.length; i++) {
+      if (!(nodes[i - 1]!.name < nodes[i]!.name)) {
+        this.byName = new Map(nodes.map((n) => [n.name, n]));
+        break;
+      }
+    }
+  }
+
+  get(name: string): TreeNode | undefined {
+    if (this.byName === undefined && name < this.last) this.byName = new Map(this.nodes.map((n) => [n.name, n]));
+    if (this.byName !== undefined) return this.byName.get(name);
+    this.last = name;
+    const nodes = this.nodes;
+    let at = this.at;
+    while (at < nodes.length && nodes[at]!.name < name) at++;
+    this.at = at;
+    return at < nodes.length && nodes[at]!.name === name ? nodes[at] : undefined;
+  }
+}
+
+/** A parent listing, or undefined when there is none (or it is damaged). */
+type PrevListing = Listing | undefined;
+
+/**
+ * A parent tree as loaded, not yet decoded: what a directory loads ahead for its subdirectories. Held as bytes
+ * until the walk gets there, because decoded listings waiting that long would outlive the young generation and
+ * stay in memory until the next full collection.
+ */
+type PrevTree = { id: Id; bytes: Uint8Array } | undefined;
+
+/** How many subdirectory listings of the parent each directory loads ahead of the walk. */
+const TREE_READ_AHEAD = 4;
+
+/** A directory's child as the walk leaves it: the node (null: left out) when already known, or a future for it. */
+type Child = TreeNode | null | NodeFuture;
+
+/**
  * A queued node. Wrapped in an object because an async function that returns a promise would wait for it:
- * the walk must only wait until work is queued, never until it is done.
+ * the walk must only wait until work is queued, never until it is done. An unchanged file's node is known at once
+ * and carried as it is: tens of thousands of them per backup, each a few promises and turns of the event loop
+ * otherwise.
  */
 interface Queued {
-  readonly future: NodeFuture;
+  readonly child: Child;
 }
 
 function queued(future: NodeFuture): Queued {
   // Failures surface when the directory's children are awaited; this only keeps Node from reporting them early.
   future.catch(() => undefined);
-  return { future };
+  return { child: future };
 }
+
+function known(node: TreeNode | null): Queued {
+  return { child: node };
+}
+
+const SKIPPED: Queued = known(null);
 
 interface Trie {
   /** this exact path was given as a source */
@@ -267,12 +325,14 @@ class Archiver {
       this.batch.push({ job: { index: this.nextIndex++, path: p, ino: st.ino.toString(), mtimeNs: st.mtimeNs.toString() }, resolve, reject });
     });
     this.batchBytes += Number(st.size);
-    if (this.batch.length >= 64 || this.batchBytes >= 8 * 1024 * 1024) await this.flushBatch();
+    // A worker reads a batch while the main thread answers for the one before: batches large enough to take it longer
+    // than a round trip, small enough that the workers finish together at the end.
+    if (this.batch.length >= 256 || this.batchBytes >= 16 * 1024 * 1024) await this.flushBatch();
     return { result };
   }
 
-  /** Returns (once the file is queued) a future for its node. */
-  private async fileNode(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined): Promise<Queued> {
+  /** The file's node when the parent's can be trusted; otherwise (once the file is queued) a future for it. */
+  private fileNode(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined): Queued | Promise<Queued> {
     if (st.nlink > 1n) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.hardlinks.get(key);
@@ -284,17 +344,35 @@ class Archiver {
     const node = baseNode(name, st);
     const size = Number(st.size);
     const unchanged = this.trust && prev?.type === 'file' && prev.size === size && prev.mtimeNs === node.mtimeNs && prev.ctimeNs === node.ctimeNs && prev.inode === node.inode
-      && prev.content!.every((id) => this.repo.index.has(id));
-    let future: NodeFuture;
-    if (unchanged) {
-      this.summary.filesUnchanged++;
-      this.summary.bytesUnchanged += size;
-      this.countDone(size, p);
-      future = Promise.resolve({ ...node, size, content: prev.content!, sha256: prev.sha256! });
-    } else {
-      const pending = await this.readFile(p, st);
-      future = pending.result.then((r) => this.fileResult(p, node, r, prev));
-    }
+      && this.allIndexed(prev.content!);
+    if (!unchanged) return this.readNode(p, st, node, prev);
+    this.summary.filesUnchanged++;
+    this.summary.bytesUnchanged += size;
+    this.countDone(size, p);
+    // The parent's strings for the values found equal: the node lives until its directory's tree is saved, and a
+    // large directory's nodes outlive the young generation.
+    const same: TreeNode = node;
+    same.mtimeNs = prev.mtimeNs;
+    same.ctimeNs = prev.ctimeNs;
+    same.inode = prev.inode;
+    if (same.dev === prev.dev) same.dev = prev.dev;
+    same.size = size;
+    same.content = prev.content!;
+    same.sha256 = prev.sha256!;
+    if (st.nlink > 1n) this.hardlinks.set(`${st.dev}:${st.ino}`, Promise.resolve(same));
+    return known(same);
+  }
+
+  /** True when every blob is in the repository's index: a parent's node is trusted only if its content is there. */
+  private allIndexed(ids: readonly Id[]): boolean {
+    for (let i = 0; i < ids.length; i++) if (!this.repo.index.has(ids[i]!)) return false;
+    return true;
+  }
+
+  /** Queues a file for the workers; returns (once queued) a future for its node. */
+  private async readNode(p: string, st: fs.BigIntStats, node: TreeNode, prev: TreeNode | undefined): Promise<Queued> {
+    const pending = await this.readFile(p, st);
+    const future = pending.result.then((r) => this.fileResult(p, node, r, prev));
     if (st.nlink > 1n) this.hardlinks.set(`${st.dev}:${st.ino}`, future);
     return queued(future);
   }
@@ -336,15 +414,16 @@ class Archiver {
     return id;
   }
 
-  private async prevListing(prev: TreeNode | undefined): Promise<Map<string, TreeNode> | undefined> {
+  private async prevListing(prev: TreeNode | undefined): Promise<PrevListing> {
+    return this.decodePrev(await this.loadPrev(prev));
+  }
+
+  private async loadPrev(prev: TreeNode | undefined): Promise<PrevTree> {
     if (prev?.type !== 'dir' || !prev.subtree) return undefined;
     try {
       // Past the repository's tree cache: a backup reads each tree of its parent once, and caching them would keep
       // up to 200,000 nodes of the parent in memory for nothing.
-      const bytes = await this.repo.loadBlob('tree', prev.subtree);
-      const tree = decodeTree(bytes, `tree ${prev.subtree.slice(0, 12)}`);
-      releaseBytes(bytes, true);
-      return new Map(tree.nodes.map((n) => [n.name, n]));
+      return { id: prev.subtree, bytes: await this.repo.loadBlob('tree', prev.subtree) };
     } catch (e) {
       // A damaged parent only costs speed: everything below is read again.
       if (isBackupError(e, 'CORRUPT')) return undefined;
@@ -352,21 +431,42 @@ class Archiver {
     }
   }
 
-  /** Any entry: dispatches on its type. Returns once it is queued, with a future for its node. */
-  private async entry(p: string, name: string, prev: TreeNode | undefined): Promise<Queued> {
+  private decodePrev(tree: PrevTree): PrevListing {
+    if (tree === undefined) return undefined;
+    try {
+      return new Listing(decodeTree(tree.bytes, `tree ${tree.id.slice(0, 12)}`).nodes);
+    } catch (e) {
+      if (isBackupError(e, 'CORRUPT')) return undefined;
+      throw e;
+    } finally {
+      releaseBytes(tree.bytes, true);
+    }
+  }
+
+  /**
+   * Any entry: dispatches on its type. Returns once it is queued, with a future for its node. `listing`, when
+   * given, is the parent snapshot's listing of `prev.subtree`, already being loaded by the directory above.
+   */
+  private entry(p: string, name: string, prev: TreeNode | undefined, listing?: Promise<PrevTree>): Queued | Promise<Queued> {
     this.checkAbort();
-    if (++this.walked % 512 === 0) await yieldToEventLoop();
+    // Now and then the walk lets the event loop run (worker results, uploads, the abort signal).
+    if (++this.walked % 512 === 0) return yieldToEventLoop().then(() => this.entryNow(p, name, prev, listing));
+    return this.entryNow(p, name, prev, listing);
+  }
+
+  private entryNow(p: string, name: string, prev: TreeNode | undefined, listing: Promise<PrevTree> | undefined): Queued | Promise<Queued> {
+    this.checkAbort();
     let st: fs.BigIntStats;
     try {
       st = fs.lstatSync(p, { bigint: true });
     } catch (e) {
       this.summary.filesSkipped++;
       this.warn(p, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : 'unreadable', `cannot stat ${p}: ${(e as Error).message} (skipped)`);
-      return queued(Promise.resolve(null));
+      return SKIPPED;
     }
-    if (st.isDirectory()) return this.dir(p, name, st, prev);
+    if (st.isDirectory()) return this.dir(p, name, st, prev, listing);
     if (st.isFile()) {
-      if (this.excludes.largerThan !== undefined && st.size > BigInt(this.excludes.largerThan)) return queued(Promise.resolve(null));
+      if (this.excludes.largerThan !== undefined && st.size > BigInt(this.excludes.largerThan)) return SKIPPED;
       return this.fileNode(p, name, st, prev);
     }
     const node = baseNode(name, st);
@@ -377,23 +477,23 @@ class Archiver {
       } catch (e) {
         this.summary.filesSkipped++;
         this.warn(p, 'unreadable', `cannot read symlink ${p}: ${(e as Error).message} (skipped)`);
-        return queued(Promise.resolve(null));
+        return SKIPPED;
       }
       const text = strictUtf8(target);
       if (text === undefined) {
         this.summary.filesSkipped++;
         this.warn(p, 'unsupported-name', `the target of symlink ${p} is not valid UTF-8 and cannot be stored exactly (skipped)`);
-        return queued(Promise.resolve(null));
+        return SKIPPED;
       }
       node.linkTarget = text;
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       node.rdev = Number(st.rdev);
     }
     // FIFOs, sockets and devices are recorded, never opened.
-    return queued(Promise.resolve(node));
+    return known(node);
   }
 
-  private async dir(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined): Promise<Queued> {
+  private async dir(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined, listing?: Promise<PrevTree>): Promise<Queued> {
     let raw: Buffer[];
     try {
       // As bytes: the default string decoding replaces invalid UTF-8 with U+FFFD, and the mangled name would then
@@ -402,7 +502,7 @@ class Archiver {
     } catch (e) {
       this.summary.filesSkipped++;
       this.warn(p, 'unreadable', `cannot list directory ${p}: ${(e as Error).message} (skipped with its contents)`);
-      return queued(Promise.resolve(null));
+      return SKIPPED;
     }
     const names: string[] = [];
     for (const b of raw) {
@@ -415,36 +515,73 @@ class Archiver {
       this.summary.filesSkipped++;
       this.warn(shown, 'unsupported-name', `${JSON.stringify(shown)}: the name is not valid UTF-8 and cannot be stored exactly (skipped)`);
     }
-    if (this.excludes.ifPresent.some((marker) => names.includes(marker))) return queued(Promise.resolve(null));
+    if (this.excludes.ifPresent.some((marker) => names.includes(marker))) return SKIPPED;
     names.sort();
-    const prevChildren = await this.prevListing(prev);
-    const children: NodeFuture[] = [];
+    const prevChildren = this.decodePrev(await (listing ?? this.loadPrev(prev)));
+    const prefix = p === '/' ? '/' : `${p}/`;
+    // The entries to walk, and the parent's directories among them in walk order (whose listings load ahead).
+    const kept: string[] = [];
+    const prevs: (TreeNode | undefined)[] = [];
+    const subtrees: TreeNode[] = [];
     for (const child of names) {
-      const cp = p === '/' ? `/${child}` : `${p}/${child}`;
-      if (this.excludes.matches(cp)) continue;
-      children.push((await this.entry(cp, child, prevChildren?.get(child))).future);
+      if (this.excludes.matches(prefix + child)) continue;
+      const prevChild = prevChildren?.get(child);
+      kept.push(child);
+      prevs.push(prevChild);
+      if (prevChild?.type === 'dir' && prevChild.subtree !== undefined) subtrees.push(prevChild);
+    }
+    // The parent's listings of the next few subdirectories load while this directory's files are examined, so the
+    // walk rarely waits for a tree: each load is several round trips to the backend, most of a rescan's time
+    // otherwise. Only a few per level, so memory stays a few listings per level of depth; a listing loaded for an
+    // entry that turns out not to be a directory any more is simply dropped.
+    const loads: (Promise<PrevTree> | undefined)[] = [];
+    const loadUpTo = (n: number): void => {
+      for (let i = loads.length; i < Math.min(n, subtrees.length); i++) {
+        const load = this.loadPrev(subtrees[i]);
+        // Failures surface when the subdirectory awaits its listing; one never awaited is not an error.
+        load.catch(() => undefined);
+        loads.push(load);
+      }
+    };
+    loadUpTo(TREE_READ_AHEAD);
+    const children: Child[] = [];
+    let subdirs = 0;
+    for (let i = 0; i < kept.length; i++) {
+      const child = kept[i]!;
+      const prevChild = prevs[i];
+      let childListing: Promise<PrevTree> | undefined;
+      if (prevChild?.type === 'dir' && prevChild.subtree !== undefined) {
+        const k = subdirs++;
+        childListing = loads[k];
+        loads[k] = undefined;
+        loadUpTo(k + 1 + TREE_READ_AHEAD);
+      }
+      const q = this.entry(prefix + child, child, prevChild, childListing);
+      children.push((q instanceof Promise ? await q : q).child);
     }
     return this.completeDir(name, st, children);
   }
 
-  private completeDir(name: string, st: fs.BigIntStats, children: NodeFuture[]): Queued {
-    return queued(
-      Promise.all(children).then(async (nodes) => {
-        const subtree = await this.saveTree(nodes.filter((n): n is TreeNode => n !== null));
-        this.summary.dirs++;
-        return { ...baseNode(name, st), subtree };
-      }),
-    );
+  private completeDir(name: string, st: fs.BigIntStats, children: Child[]): Queued {
+    const finish = async (nodes: (TreeNode | null)[]): Promise<TreeNode> => {
+      const subtree = await this.saveTree(nodes.filter((n): n is TreeNode => n !== null));
+      this.summary.dirs++;
+      return { ...baseNode(name, st), subtree };
+    };
+    // Without a file to wait for (nothing changed here), the tree is saved without waiting on each child.
+    const waiting = children.some((c) => c instanceof Promise);
+    return queued(waiting ? Promise.all(children).then(finish) : finish(children as (TreeNode | null)[]));
   }
 
   /** Intermediate directories of the source paths (`/home`, `/home/ann`) and the sources below them. */
-  private async trieDir(p: string, trie: Trie, prevListing: Map<string, TreeNode> | undefined): Promise<NodeFuture[]> {
-    const out: NodeFuture[] = [];
+  private async trieDir(p: string, trie: Trie, prevListing: PrevListing): Promise<Child[]> {
+    const out: Child[] = [];
     for (const [name, child] of [...trie.children].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const cp = p === '/' ? `/${name}` : `${p}/${name}`;
       const prev = prevListing?.get(name);
       if (child.source) {
-        out.push((await this.entry(cp, name, prev)).future);
+        const q = this.entry(cp, name, prev);
+        out.push((q instanceof Promise ? await q : q).child);
         continue;
       }
       // An intermediate component may be a symlink (`/var/run` → `/run`): the walk goes through it, so the tree
@@ -457,25 +594,24 @@ class Archiver {
       }
       if (!st.isDirectory()) throw new BackupError('SOURCE_NOT_FOUND', `${cp}, a directory above a source path, is not a directory`, { subject: cp });
       const below = await this.trieDir(cp, child, await this.prevListing(prev));
-      out.push(this.completeDir(name, st, below).future);
+      out.push(this.completeDir(name, st, below).child);
     }
     return out;
   }
 
   async run(sources: string[], parentTree: Id | undefined): Promise<Id> {
-    const rootPrev = parentTree ? await this.prevListing({ type: 'dir', subtree: parentTree } as TreeNode) : undefined;
+    const parentRoot = parentTree ? ({ type: 'dir', subtree: parentTree } as TreeNode) : undefined;
     const trie = buildTrie(sources);
-    let rootNodes: NodeFuture[];
     if (trie.source) {
       // Backing up `/` itself: the root tree is the listing of `/`.
       const st = fs.lstatSync('/', { bigint: true });
-      const root = await this.dir('/', '/', st, rootPrev ? ({ type: 'dir', subtree: parentTree } as TreeNode) : undefined);
+      const root = await this.dir('/', '/', st, parentRoot);
       await this.flushBatch();
-      const node = await root.future;
+      const node = await root.child;
       if (!node?.subtree) throw new BackupError('IO', 'cannot read the root directory');
       return node.subtree;
     }
-    rootNodes = await this.trieDir('/', trie, rootPrev);
+    const rootNodes = await this.trieDir('/', trie, await this.prevListing(parentRoot));
     await this.flushBatch();
     const nodes = (await Promise.all(rootNodes)).filter((n): n is TreeNode => n !== null);
     return this.saveTree(nodes);
@@ -557,7 +693,9 @@ class Archiver {
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The bytes as a string when they are valid UTF-8 (names and link targets are stored as JSON strings). */
-function strictUtf8(bytes: Uint8Array): string | undefined {
+function strictUtf8(bytes: Buffer): string | undefined {
+  // Most names are ASCII, which reads the same as Latin-1 and needs no validation: one native call, no decoder.
+  if (isAscii(bytes)) return bytes.toString('latin1');
   try {
     return utf8Decoder.decode(bytes);
   } catch {

@@ -2,7 +2,7 @@
  * The envelope every encrypted piece of the repository is stored in (docs/format.md, "Encryption: the envelope"):
  * nonce (12) ‖ AES-256-GCM ciphertext ‖ tag (16), with additional authenticated data that binds the piece's role.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { BackupError } from '../errors.ts';
 import type { BlobType } from '../format.ts';
@@ -43,13 +43,39 @@ function checkKey(key: Uint8Array): void {
  */
 const imported = new WeakMap<Uint8Array, KeyObject>();
 
-function keyObject(key: Uint8Array): KeyObject {
+/**
+ * The imported key for a raw key buffer. Also for code that creates its own ciphers: with raw bytes createCipheriv
+ * first tests whether they are a KeyObject or a CryptoKey by catching exceptions, which in a worker cost more than
+ * the cipher itself (about 1.4 s of CPU per worker in a backup of 1.5 GB).
+ */
+export function keyObject(key: Uint8Array): KeyObject {
   let k = imported.get(key);
   if (!k) {
     k = createSecretKey(key);
     imported.set(key, k);
   }
   return k;
+}
+
+/** Nonces drawn from the CSPRNG in one call per NONCE_BATCH, instead of one call (and its overhead) per blob. */
+const NONCE_BATCH = 1024;
+let nonceStock = new Uint8Array(0);
+let nonceNext = 0;
+
+/**
+ * Writes a fresh random nonce into `out` at `at`. The bytes come from randomFillSync like randomBytes' do, only
+ * fetched many nonces at a time; each is handed out once and then overwritten, so no two envelopes share one.
+ */
+export function fillNonce(out: Uint8Array, at: number): void {
+  if (nonceNext + NONCE_BYTES > nonceStock.byteLength) {
+    if (nonceStock.byteLength === 0) nonceStock = new Uint8Array(NONCE_BYTES * NONCE_BATCH);
+    randomFillSync(nonceStock);
+    nonceNext = 0;
+  }
+  out.set(nonceStock.subarray(nonceNext, nonceNext + NONCE_BYTES), at);
+  // Not kept once given out: a nonce must never be handed out twice, even if this stock were read by mistake.
+  nonceStock.fill(0, nonceNext, nonceNext + NONCE_BYTES);
+  nonceNext += NONCE_BYTES;
 }
 
 export function metadataAad(kind: MetadataKind): Uint8Array {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isBackupError } from '../errors.ts';
 import type { IndexBlobEntry, IndexPackEntry } from '../format.ts';
-import { MasterIndex } from './master-index.ts';
+import { isHexId, MasterIndex } from './master-index.ts';
 
 const idOf = (n: number | string) => createHash('sha256').update(String(n)).digest('hex');
 
@@ -118,6 +118,27 @@ describe('MasterIndex', () => {
     invalid(() => index.addPack(idOf('p'), [{ ...good, length: 2 ** 32 }]));
     expect(index.hasPack(idOf('p'))).toBe(false);
     expect(index.has(idOf(1))).toBe(false);
+  });
+
+  it('takes as an id exactly what the pattern /^[0-9a-f]{64}$/ does', () => {
+    const pattern = /^[0-9a-f]{64}$/;
+    const near = fc.tuple(fc.nat(63), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }), fc.nat()).map(([at, ch, n]) => {
+      const id = idOf(n);
+      return id.slice(0, at) + ch + id.slice(at + 1);
+    });
+    const candidates = fc.oneof(near, fc.string({ unit: 'binary' }), fc.string({ minLength: 63, maxLength: 65 }), fc.nat().map(idOf));
+    fc.assert(
+      fc.property(candidates, (s) => {
+        expect(isHexId(s)).toBe(pattern.test(s));
+        const index = new MasterIndex();
+        const good: IndexBlobEntry = { id: s, type: 'data', offset: 0, length: 1, rawLength: 1 };
+        if (pattern.test(s)) index.addPack(idOf('p'), [good]);
+        else expect(() => index.addPack(idOf('p'), [good])).toThrow(expect.toSatisfy((e) => isBackupError(e, 'INVALID_ARGUMENT')));
+        expect(index.hasPack(idOf('p'))).toBe(pattern.test(s));
+      }),
+      { numRuns: 500 },
+    );
+    for (const v of [undefined, null, 42, ['a'], '\u0130'.repeat(64)]) expect(isHexId(v)).toBe(false);
   });
 
   it('handles ids that collide in their leading bytes', () => {

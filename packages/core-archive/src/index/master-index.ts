@@ -28,22 +28,40 @@ const INITIAL_SLOTS = 2048;
 const UINT32_MAX = 0xffffffff;
 const TYPE_CODES: readonly BlobType[] = ['data', 'tree'];
 
-/** Parses 64 lowercase hex characters into eight big-endian uint32 words at out[at..]; false if `id` is not an id. */
+/** The value of each lowercase hexadecimal digit by character code; -1 for every other character below 128. */
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
+
+/**
+ * Parses 64 lowercase hex characters into eight big-endian uint32 words at out[at..]; false if `id` is not an id.
+ * A table and no early exit: it runs for every blob of every index file when a repository opens, and for every
+ * chunk of every file a backup compares with its parent.
+ */
 function parseIdWords(id: string, out: Uint32Array, at: number): boolean {
   if (id.length !== 64) return false;
+  let bad = 0;
   for (let w = 0; w < ID_WORDS; w++) {
     let word = 0;
     for (let j = 0; j < 8; j++) {
       const c = id.charCodeAt(w * 8 + j);
-      let d: number;
-      if (c >= 48 && c <= 57) d = c - 48;
-      else if (c >= 97 && c <= 102) d = c - 87;
-      else return false;
-      word = (word << 4) | d;
+      const d = c < 128 ? HEX_VALUE[c]! : -1;
+      bad |= d;
+      word = (word << 4) | (d & 15);
     }
     out[at + w] = word >>> 0;
   }
-  return true;
+  return bad >= 0;
+}
+
+/** True when `value` is an id (64 lowercase hex characters): crypto/hash.ts isId, without a regular expression. */
+export function isHexId(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length !== 64) return false;
+  let bad = 0;
+  for (let i = 0; i < 64; i++) {
+    const c = value.charCodeAt(i);
+    bad |= c < 128 ? HEX_VALUE[c]! : -1;
+  }
+  return bad >= 0;
 }
 
 export class MasterIndex {
@@ -98,9 +116,14 @@ export class MasterIndex {
   addPack(packId: string, blobs: readonly IndexBlobEntry[]): void {
     if (!isId(packId)) throw new BackupError('INVALID_ARGUMENT', `"${String(packId).slice(0, 80)}" is not a pack id`);
     if (this.#packNumbers.has(packId)) return;
-    for (const b of blobs) {
+    // Every entry is checked before any is recorded, each id parsed straight into the place it will occupy (past
+    // the recorded entries until they are counted): parsing is the id's validation, done once.
+    this.#reserveEntries(this.#entryCount + blobs.length);
+    for (let i = 0; i < blobs.length; i++) {
+      const b = blobs[i]!;
       if (
-        !isId(b.id) ||
+        typeof b.id !== 'string' ||
+        !parseIdWords(b.id, this.#ids, (this.#entryCount + i) * ID_WORDS) ||
         (b.type !== 'data' && b.type !== 'tree') ||
         !(Number.isSafeInteger(b.offset) && b.offset >= 0) ||
         !(Number.isInteger(b.length) && b.length >= 0 && b.length <= UINT32_MAX) ||
@@ -114,10 +137,8 @@ export class MasterIndex {
     this.#packNumbers.set(packId, packNumber);
     this.#packStart.push(this.#entryCount);
     this.#packLength.push(blobs.length);
-    this.#reserveEntries(this.#entryCount + blobs.length);
     for (const b of blobs) {
       const e = this.#entryCount++;
-      parseIdWords(b.id, this.#ids, e * ID_WORDS);
       this.#entryPack[e] = packNumber;
       this.#offsets[e] = b.offset;
       this.#lengths[e] = b.length;
@@ -146,6 +167,25 @@ export class MasterIndex {
       length: this.#lengths[e]!,
       rawLength: this.#rawLengths[e]!,
     };
+  }
+
+  /**
+   * The byte range [start, end) of the pack that its blobs of `type` occupy according to the index (from the first
+   * such blob's offset to the end of the last), or undefined when the pack holds none.
+   */
+  extentOf(packId: string, type: BlobType): { start: number; end: number } | undefined {
+    const p = this.#packNumbers.get(packId);
+    if (p === undefined) return undefined;
+    const code = type === 'tree' ? 1 : 0;
+    let start = Infinity;
+    let end = -1;
+    for (let e = this.#packStart[p]!, last = e + this.#packLength[p]!; e < last; e++) {
+      if (this.#types[e] !== code) continue;
+      const offset = this.#offsets[e]!;
+      if (offset < start) start = offset;
+      if (offset + this.#lengths[e]! > end) end = offset + this.#lengths[e]!;
+    }
+    return end < 0 ? undefined : { start, end };
   }
 
   /** Every blob entry recorded for the pack, in the order given to addPack; empty for an unknown pack. */

@@ -7,8 +7,10 @@ import type { BlobType } from '../format.ts';
 import { ENVELOPE_OVERHEAD, metadataAad, open, seal } from '../crypto/aead.ts';
 import { openBlob, sealBlob } from '../crypto/blob.ts';
 import { bytesToId, idToBytes, sha256, sha256Hex } from '../crypto/hash.ts';
+import { ZstdCompressor } from '../compress.ts';
 import type { CompressionOptions } from '../compress.ts';
-import { HEADER_ENTRY_BYTES, PACK_TAIL_GUESS, PackBuilder, parsePackTrailer, readPackHeader, releaseBytes } from './pack.ts';
+import { blobAad } from '../crypto/aead.ts';
+import { HEADER_ENTRY_BYTES, PACK_TAIL_GUESS, PackBuilder, parsePackTrailer, readPackHeader, releaseBytes, sealChunkInto, sealedChunkBound } from './pack.ts';
 
 const key = new Uint8Array(randomBytes(32));
 const zstd: CompressionOptions = { compression: 'zstd', level: 3 };
@@ -147,6 +149,38 @@ describe('PackBuilder memory', () => {
     exact.add('data', one.id, one.envelope, 1000);
     const packed = exact.finish();
     expect(await readPackHeader(loader(packed.bytes), packed.bytes.byteLength, key, packed.id)).toEqual(packed.blobs);
+  });
+});
+
+describe('sealChunkInto', () => {
+  const compressor = new ZstdCompressor(3);
+  const text = (n: number): Uint8Array => new TextEncoder().encode('#include <stdio.h>\nint main(void) { return 0; }\n'.repeat(Math.ceil(n / 48))).subarray(0, n);
+
+  it('writes envelopes that openBlob reads back, compressed or raw, with or without a compressor, next to each other', () => {
+    const inputs = [new Uint8Array(0), text(1), text(1000), text(300_000), new Uint8Array(randomBytes(200_000)), new Uint8Array(randomBytes(70_000))];
+    for (const zstdContext of [compressor, undefined]) {
+      const room = new Uint8Array(inputs.reduce((n, d) => n + sealedChunkBound(d.byteLength, zstdContext), 5));
+      const placed: { data: Uint8Array; at: number; length: number }[] = [];
+      let at = 5;
+      for (const data of inputs) {
+        const length = sealChunkInto(room, at, key, blobAad('data', sha256(data)), data, zstdContext);
+        placed.push({ data, at, length });
+        at += length;
+      }
+      for (const { data, at: from, length } of placed) {
+        const envelope = room.subarray(from, from + length);
+        expect(openBlob(key, 'data', sha256(data), envelope, data.byteLength, 'b')).toEqual(data);
+        // The compression byte (in the plaintext) tells raw from zstd: compressible text shrinks, random bytes do not.
+        const payload = open(key, envelope, blobAad('data', sha256(data)), 'b');
+        const compressed = zstdContext !== undefined && data.byteLength >= 1000 && data[0] === 0x23;
+        expect(payload[0]).toBe(compressed ? 1 : 0);
+      }
+    }
+  });
+
+  it('refuses a buffer below the bound instead of writing past it', () => {
+    const data = text(10_000);
+    expect(() => sealChunkInto(new Uint8Array(sealedChunkBound(data.byteLength, compressor) - 1), 0, key, blobAad('data', sha256(data)), data, compressor)).toThrow(RangeError);
   });
 });
 

@@ -17,12 +17,13 @@ import type { Backend } from '../backend/backend.ts';
 import { DryRunBackend } from '../backend/dry-run.ts';
 import { LocalBackend } from '../backend/local.ts';
 import { MemoryBackend } from '../backend/memory.ts';
-import { blobAad, ENVELOPE_OVERHEAD } from '../crypto/aead.ts';
+import { blobAad } from '../crypto/aead.ts';
 import { idToBytes, sha256Hex } from '../crypto/hash.ts';
 import { BackupError } from '../errors.ts';
 import type { BlobType, Id, IndexPackEntry } from '../format.ts';
 import { MasterIndex } from '../index/master-index.ts';
-import { encodeBlobPayload, PackBuilder, packOverhead, releaseBytes, releasePayload, sealBlobInto } from '../pack/pack.ts';
+import { PackBuilder, packOverhead, releaseBytes, sealChunkInto, sealedChunkBound } from '../pack/pack.ts';
+import { ZstdCompressor } from '../compress.ts';
 import { BlobStateMap } from './prune-blob-set.ts';
 import { cryptoMaterial } from './repository.ts';
 import type { Repository } from './repository.ts';
@@ -43,7 +44,7 @@ export interface PackSaverOptions {
 const CLAIMED = 1;
 /** Saved blobs not yet in an index file, at which an index file is written before the session ends. */
 const INDEX_EVERY_BLOBS = 16 * 1024;
-/** Room for the header of a full pack of small blobs before the buffer must grow. */
+/** Room beyond packSize in a pack's buffer, for the header of a pack of small blobs (41 bytes per blob). */
 const HEADER_ALLOWANCE = 64 * 1024;
 /** The first buffer of a tree pack: trees are small, and most backups write far less than a pack of them. */
 const TREE_BUFFER_BYTES = 256 * 1024;
@@ -96,6 +97,8 @@ export class PackSaver {
   private readonly indexIds: Id[] = [];
   private indexing: Promise<unknown> = Promise.resolve();
   readonly stats: PackSaverStats = { packs: 0, blobs: 0, bytes: 0 };
+  /** for addPlain (trees): one zstd context for the session instead of one per tree */
+  private compressor: ZstdCompressor | undefined;
 
   constructor(repo: Repository, options: PackSaverOptions = {}) {
     this.repo = repo;
@@ -137,6 +140,13 @@ export class PackSaver {
         this.builders[type] = builder;
       }
       if (builder) {
+        // A pack closes before the blob that would take it (header included) past its buffer, rather than after:
+        // the buffer then never grows (one blob larger than a pack alone excepted), where a pack used to reach
+        // packSize plus a chunk, and the header of a pack of small blobs made it move to a buffer twice as large.
+        if (builder.count > 0 && builder.size + envelope.byteLength + packOverhead(builder.count + 1) > this.packCapacity) {
+          this.seal(type);
+          continue;
+        }
         builder.add(type, id, envelope, rawLength);
         this.stats.blobs++;
         if (builder.size >= this.repo.config.packSize) this.seal(type);
@@ -152,15 +162,15 @@ export class PackSaver {
   async addPlain(type: BlobType, plaintext: Uint8Array): Promise<{ id: Id; added: boolean }> {
     const id = sha256Hex(plaintext);
     if (!this.claim(id)) return { id, added: false };
-    // Sealed like crypto/blob.ts sealBlob, with every intermediate buffer freed once copied into the pack.
-    const parts = encodeBlobPayload(plaintext, this.repo.compression);
-    const envelope = new Uint8Array(ENVELOPE_OVERHEAD + parts[0].byteLength + parts[1].byteLength);
-    sealBlobInto(envelope, 0, this.key, blobAad(type, idToBytes(id)), parts);
-    releasePayload(parts, plaintext);
+    // Sealed like crypto/blob.ts sealBlob, into a buffer freed once copied into the pack.
+    const opts = this.repo.compression;
+    const zstd = opts.compression === 'zstd' ? (this.compressor ??= new ZstdCompressor(opts.level)) : undefined;
+    const room = new Uint8Array(sealedChunkBound(plaintext.byteLength, zstd));
+    const length = sealChunkInto(room, 0, this.key, blobAad(type, idToBytes(id)), plaintext, zstd);
     try {
-      await this.add(type, id, envelope, plaintext.length);
+      await this.add(type, id, room.subarray(0, length), plaintext.length);
     } finally {
-      releaseBytes(envelope);
+      releaseBytes(room);
     }
     return { id, added: true };
   }
@@ -169,12 +179,15 @@ export class PackSaver {
     if (this.failure) throw this.failure;
   }
 
+  /** The bytes a pack may take, header and trailer included (see add). */
+  private get packCapacity(): number {
+    return this.repo.config.packSize + HEADER_ALLOWANCE;
+  }
+
   private newBuffer(type: BlobType): Uint8Array {
+    // Trees are small, and most backups write far less than a pack of them: that buffer grows when it must.
     if (type === 'tree') return new Uint8Array(TREE_BUFFER_BYTES);
-    // A pack closes with the blob that takes it to packSize, so it can exceed packSize by up to one envelope.
-    // Pages beyond what a pack writes are never touched, so the allowance costs address space, not memory.
-    const config = this.repo.config;
-    return new Uint8Array(config.packSize + config.chunker.maxSize + ENVELOPE_OVERHEAD + 1 + packOverhead(0) + HEADER_ALLOWANCE);
+    return new Uint8Array(this.packCapacity);
   }
 
   /** Closes the pack being filled and queues it for upload. */
@@ -231,6 +244,8 @@ export class PackSaver {
   /** No more packs: the buffers kept for reuse are freed, and so are those of packs saved from now on. */
   private close(): void {
     this.closed = true;
+    this.compressor?.close();
+    this.compressor = undefined;
     for (const buffer of this.spare.data.splice(0)) releaseBytes(buffer);
     for (const buffer of this.spare.tree.splice(0)) releaseBytes(buffer);
   }

@@ -7,17 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { AppendOnlyBackend } from '../backend/append-only.ts';
 import type { Backend, FileType } from '../backend/backend.ts';
 import { DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chunker/chunker.ts';
-import { openBlob } from '../crypto/blob.ts';
+import { blobAad, open } from '../crypto/aead.ts';
 import { openDocument, sealDocument } from '../crypto/document.ts';
 import { bytesToId, idToBytes, randomId, sha256Hex } from '../crypto/hash.ts';
 import { DEFAULT_SCRYPT, createKeyFile, generateMasterKey, openKeyFile, parseKeyFile } from '../crypto/keys.ts';
 import type { ScryptParams } from '../crypto/kdf.ts';
+import { DEFAULT_MAX_PAYLOAD, PAYLOAD_ZSTD, ZstdDecompressor, decodePayload } from '../compress.ts';
 import type { CompressionOptions } from '../compress.ts';
 import { BackupError, isBackupError } from '../errors.ts';
 import { FORMAT_VERSION } from '../format.ts';
 import type { BlobType, Id, IndexDocument, KeyFile, RepoConfigDocument, SnapshotDocument, TreeDocument } from '../format.ts';
 import { buildIndexDocument, parseIndexDocument } from '../index/index-file.ts';
 import { MasterIndex } from '../index/master-index.ts';
+import type { BlobLocation } from '../index/master-index.ts';
 import { defaultContext } from './context.ts';
 import type { RunContext } from './context.ts';
 import { parseSnapshotDocument } from './snapshot.ts';
@@ -28,6 +30,23 @@ export type DocumentKind = 'config' | 'lock' | 'snapshot' | 'index';
 const KIND_TO_TYPE: Record<Exclude<DocumentKind, 'config'>, FileType> = { lock: 'locks', snapshot: 'snapshots', index: 'index' };
 
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+
+/**
+ * Tree blobs are read from their pack in windows of this many bytes, kept for the next reads. A walk of a snapshot
+ * (a backup comparing with its parent, a restore, a check) reads thousands of trees of about a kilobyte, each one a
+ * round trip to the backend (four system calls on a local disk, a request to a cloud); trees are stored in packs of
+ * their own, written together in the order of the walk, so one window serves hundreds of the next reads.
+ */
+const TREE_WINDOW_BYTES = 1024 * 1024;
+/** Windows kept (the most recently used): a walk moves back and forth between the packs of several backups. */
+const TREE_WINDOWS = 4;
+
+interface TreeWindow {
+  packId: Id;
+  start: number;
+  end: number;
+  bytes: Promise<Uint8Array>;
+}
 
 export interface InitOptions {
   scrypt?: ScryptParams;
@@ -95,6 +114,10 @@ export class Repository {
   indexFiles: Id[] = [];
   private readonly treeCache = new Map<Id, TreeDocument>();
   private treeCacheWeight = 0;
+  /** Recently read ranges of tree packs, most recently used last (see TREE_WINDOW_BYTES). */
+  private treeWindows: TreeWindow[] = [];
+  /** Reused for every blob this thread opens: a fresh zstd context per tree costs more than the tree's decoding. */
+  private readonly decompressor = new ZstdDecompressor();
 
   private constructor(backend: Backend, config: RepoConfigDocument, keyId: Id, material: CryptoMaterial, context: RunContext) {
     this.backend = config.appendOnly ? new AppendOnlyBackend(backend) : backend;
@@ -133,7 +156,8 @@ export class Repository {
       chunker: { secret: bytesToId(randomBytes(32)), ...sizes },
       packSize,
       compression: options.compression ?? 'zstd',
-      compressionLevel: options.compressionLevel ?? 3,
+      // Level 2: within 3% of level 3's size for a third less CPU (docs/format.md, "Compression choice").
+      compressionLevel: options.compressionLevel ?? 2,
       appendOnly: options.appendOnly ?? false,
     };
     const { bytes } = await createKeyFile(password, masterKey, options.scrypt ?? DEFAULT_SCRYPT, {
@@ -206,6 +230,8 @@ export class Repository {
   close(): void {
     secrets.delete(this);
     this.treeCache.clear();
+    this.treeWindows = [];
+    this.decompressor.close();
   }
 
   // ---- documents ------------------------------------------------------------------------------------------
@@ -328,7 +354,7 @@ export class Repository {
     if (loc.type !== type) throw new BackupError('CORRUPT', `blob ${id.slice(0, 12)} is indexed as ${loc.type}, expected ${type}`);
     let envelope: Uint8Array;
     try {
-      envelope = await this.backend.load({ type: 'data', name: loc.packId }, loc.offset, loc.length);
+      envelope = type === 'tree' ? await this.treeEnvelope(loc) : await this.backend.load({ type: 'data', name: loc.packId }, loc.offset, loc.length);
     } catch (e) {
       // The index names this pack and range, so a missing or short pack is repository damage, not a caller error.
       if (isBackupError(e, 'NOT_FOUND') || isBackupError(e, 'INVALID_RANGE')) {
@@ -337,7 +363,52 @@ export class Repository {
       }
       throw e;
     }
-    return openBlob(cryptoMaterial(this).key, type, idToBytes(id), envelope, loc.rawLength, `pack ${loc.packId.slice(0, 12)} blob ${id.slice(0, 12)}`);
+    // As crypto/blob.ts openBlob, with this repository's reused zstd context.
+    const what = `pack ${loc.packId.slice(0, 12)} blob ${id.slice(0, 12)}`;
+    const payload = open(cryptoMaterial(this).key, envelope, blobAad(type, idToBytes(id)), what);
+    // A plaintext larger than any blob the archiver makes is decoded the ordinary way, whose output grows with what
+    // the frame really holds: a damaged index entry must not make this thread reserve gigabytes up front.
+    if (payload[0] !== PAYLOAD_ZSTD || payload.byteLength < 2 || loc.rawLength > DEFAULT_MAX_PAYLOAD) return decodePayload(payload, what, loc.rawLength);
+    // One byte of room beyond the expected length lets zstd show in one call that the content ends there.
+    const out = new Uint8Array(loc.rawLength + 1);
+    this.decompressor.decompressInto(payload.subarray(1), out, 0, loc.rawLength, what);
+    return out.subarray(0, loc.rawLength);
+  }
+
+  /**
+   * The envelope of a tree blob, from a window of its pack read before or read now (see TREE_WINDOW_BYTES). Any
+   * failure to read a window falls back to reading the blob's own range, so errors name that range as before.
+   */
+  private async treeEnvelope(loc: BlobLocation): Promise<Uint8Array> {
+    const end = loc.offset + loc.length;
+    const windows = this.treeWindows;
+    for (let i = windows.length - 1; i >= 0; i--) {
+      const w = windows[i]!;
+      if (w.packId !== loc.packId || w.start > loc.offset || end > w.end) continue;
+      if (i !== windows.length - 1) windows.push(...windows.splice(i, 1));
+      try {
+        return (await w.bytes).subarray(loc.offset - w.start, end - w.start);
+      } catch {
+        this.treeWindows = this.treeWindows.filter((x) => x !== w);
+        return this.backend.load({ type: 'data', name: loc.packId }, loc.offset, loc.length);
+      }
+    }
+    const extent = this.index.extentOf(loc.packId, 'tree');
+    if (!extent || loc.length >= TREE_WINDOW_BYTES / 2) return this.backend.load({ type: 'data', name: loc.packId }, loc.offset, loc.length);
+    // Trees are written children first, so a walk from the top reads next what lies before this tree: the window
+    // reaches mostly backwards.
+    const start = Math.max(extent.start, Math.min(loc.offset, end - (TREE_WINDOW_BYTES * 3) / 4));
+    const w: TreeWindow = { packId: loc.packId, start, end: Math.max(end, Math.min(extent.end, start + TREE_WINDOW_BYTES)), bytes: Promise.resolve(new Uint8Array(0)) };
+    w.bytes = this.backend.load({ type: 'data', name: loc.packId }, w.start, w.end - w.start);
+    w.bytes.catch(() => undefined);
+    windows.push(w);
+    if (windows.length > TREE_WINDOWS) windows.shift();
+    try {
+      return (await w.bytes).subarray(loc.offset - w.start, end - w.start);
+    } catch {
+      this.treeWindows = this.treeWindows.filter((x) => x !== w);
+      return this.backend.load({ type: 'data', name: loc.packId }, loc.offset, loc.length);
+    }
   }
 
   /** Loads a tree, with a small cache: restores and incremental backups read the same trees repeatedly. */

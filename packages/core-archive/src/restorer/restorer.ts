@@ -1,9 +1,11 @@
 /**
  * The restorer: recreates a snapshot (or part of it) under a target directory. It first lays out the tree
- * (directories, empty pre-sized files, links, special files), then reads each pack once, in ranges, and lets the
- * workers decrypt and write every blob where it belongs; finally it checks each file's SHA-256 against the snapshot
- * and applies ownership, modes and times (directories last, deepest first). Names come from validated trees and
- * every file is created with O_NOFOLLOW|O_EXCL, so nothing is ever written outside the target.
+ * (directories, links, special files, and the files that need to exist before their content arrives), then reads
+ * each pack once, in ranges, and lets the workers decrypt and write every blob where it belongs. The workers create
+ * the files of one blob themselves, and finish every file whose last write they make: its SHA-256 is checked
+ * against the snapshot, and ownership, mode and times are set through the descriptor of the writes. Directories get
+ * theirs last, deepest first. Names come from validated trees and every file is created with O_NOFOLLOW|O_EXCL, so
+ * nothing is ever written outside the target.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +13,7 @@ import path from 'node:path';
 import { BackupError } from '../errors.ts';
 import type { Id, TreeDocument, TreeNode } from '../format.ts';
 import { WorkerPool } from '../pool.ts';
-import type { RestoreTarget } from '../pool-protocol.ts';
+import type { RestoreFile, WorkerRestoreTask } from '../pool-protocol.ts';
 import { compilePattern } from '../archiver/excludes.ts';
 import { cryptoMaterial } from '../repository/repository.ts';
 import type { Repository } from '../repository/repository.ts';
@@ -49,7 +51,7 @@ export interface RestoreOptions {
   signal?: AbortSignal;
   onEvent?: (e: RestoreEvent) => void;
   workers?: number;
-  /** bytes read from packs but not yet written, at most (default: two reads per worker, 16 MiB with two workers) */
+  /** bytes read from packs but not yet written, at most (default: two reads per worker, 8 MiB with two workers) */
   maxInFlightBytes?: number;
 }
 
@@ -77,10 +79,10 @@ export interface RestoreResult {
 
 /**
  * One ranged read of a pack; larger runs are split. Every byte read stays in memory until a worker has written it
- * out, and a worker needs only the read it works on and the next: 4 MiB reads (two per worker in flight) restore as
- * fast as 16 MiB ones from a local disk, with a quarter of the memory.
+ * out, and a worker needs only the read it works on and the next: 2 MiB reads (two per worker in flight) restore as
+ * fast as 16 MiB ones from a local disk, with an eighth of the memory.
  */
-const MAX_RUN_BYTES = 4 * 1024 * 1024;
+const MAX_RUN_BYTES = 2 * 1024 * 1024;
 
 /**
  * What the restore applies to a path at the end: ownership, mode and times (seconds, as fs.utimes takes them).
@@ -105,13 +107,23 @@ function metadataOf(n: TreeNode): Metadata {
  */
 interface PlannedFile extends Metadata {
   path: string;
+  size: number;
   /** SHA-256 of the whole content, from the snapshot */
   sha256: string;
-  /** how many blobs make up the content */
-  blobs: number;
-  /** digest reported by a worker for single-blob files */
-  digest?: string;
-  failed?: boolean;
+  /**
+   * not made by the layout: a worker creates it (O_CREAT|O_EXCL|O_NOFOLLOW) when it writes its one blob. Only in a
+   * directory this restore made (nothing can stand there), for a file of at most one blob that no hard link needs
+   */
+  lazy: boolean;
+  /** blob writes not yet handed to a worker */
+  usesLeft: number;
+  /** tasks with writes to this file that a worker has not finished yet */
+  tasks: number;
+  /** digest reported by the worker that finished the file */
+  digest: string | undefined;
+  /** a worker has set its ownership, mode and times */
+  finished: boolean;
+  failed: boolean;
 }
 
 /**
@@ -132,22 +144,83 @@ function targetCount(use: BlobUse): number {
   return 1 + (use.more ? use.more.length / 2 : 0);
 }
 
+/** Files finished in one task of their own (empty files, files written by several tasks), at most. */
+const FINISH_BATCH = 256;
+
+/** Subtrees read ahead of the one the layout works on, per directory: tree reads overlap instead of queueing. */
+const TREE_READ_AHEAD = 4;
+
+/** Packs the layout must have moved on by before one is read (see Restorer.packs). */
+const PACK_LAG = 2;
+
+/**
+ * Packs planned and not yet read, at most, before the layout waits for the writing to catch up: the plan then
+ * holds a few packs' worth of files instead of every file of the snapshot. Above PACK_LAG, so one is always ready.
+ */
+const MAX_PENDING_PACKS = 3;
+
+/** What the include, exclude and select options make of a path. */
+interface Selection {
+  /** restore this entry */
+  restore: boolean;
+  /** look below it (a directory not selected itself may hold selected entries) */
+  enter: boolean;
+  /** selected itself, and so everything below it */
+  included: boolean;
+}
+const INCLUDED: Selection = Object.freeze({ restore: true, enter: true, included: true });
+const ENTERED: Selection = Object.freeze({ restore: false, enter: true, included: false });
+const SKIPPED: Selection = Object.freeze({ restore: false, enter: false, included: false });
+
+/** How the layout hands a directory to what is below it. */
+interface ParentDir {
+  /** makes the directory (once); false when it could not be made, and everything below it is skipped */
+  make: () => boolean;
+  /** after make(): this restore created it, so nothing else can stand in it and names need no checking */
+  fresh: () => boolean;
+}
 class Restorer {
   private readonly repo: Repository;
   private readonly options: RestoreOptions;
   private readonly includes: RegExp[];
   private readonly excludes: RegExp[];
   readonly problems: RestoreProblem[] = [];
-  private readonly files: PlannedFile[] = [];
-  private readonly packs = new Map<Id, Map<Id, BlobUse>>();
+  /** by file number; a file is dropped (undefined) once finished and checked, so the plan holds what is in flight */
+  private readonly files: (PlannedFile | undefined)[] = [];
+  /** files whose restored content does not match the snapshot */
+  private readonly mismatched: string[] = [];
+  /** files the workers created while the layout went on, for discardCreated (undefined once the layout is done) */
+  private createdLazy: string[] | undefined = [];
+  /**
+   * Blob writes planned but not yet handed to a worker, per pack, in the order the layout first needed each pack
+   * (`seq` counts those firsts). A pack's writes are sent once the layout has moved on by PACK_LAG packs, or once it
+   * is done: backups write packs in about the order of the tree, so the layout and the writing overlap. A write
+   * the layout plans later for a pack already sent starts a new entry, read on its own.
+   */
+  private readonly packs = new Map<Id, { seq: number; uses: Map<Id, BlobUse> }>();
+  private packsSeen = 0;
+  /** the layout is still adding files */
+  private planning = true;
+  /** the layout failed: send nothing more */
+  private stopped = false;
+  /** wakes fill() when it waits for the layout */
+  private wake: (() => void) | undefined;
+  /** wakes the layout when it waits for fill() */
+  private resumeLayout: (() => void) | undefined;
+  /** fill() has returned (or failed): the layout no longer waits for it */
+  private fillEnded = false;
+  private fillFailure: unknown;
   private readonly dirs: { path: string; meta: Metadata }[] = [];
   private readonly links = new Map<string, string>();
-  /** files and hard links this run created, for discardUnfilled */
+  /** files and hard links the layout created, for discardCreated */
   private readonly createdFiles: string[] = [];
   private readonly fifos: { path: string; node: TreeNode }[] = [];
   private readonly others: { path: string; node: TreeNode }[] = [];
   private bytesTotal = 0;
   private readonly isRoot = process.getuid?.() === 0;
+  /** files whose writes are all done, for a finishing task */
+  private finishQueue: number[] = [];
+  private filesDone = 0;
 
   constructor(repo: Repository, options: RestoreOptions) {
     this.repo = repo;
@@ -171,26 +244,26 @@ class Restorer {
    * problem reported, when something else stands there and may not be replaced: the subtree is then skipped, like
    * a file that exists, instead of aborting the restore half-way with pre-sized but unfilled files behind it.
    */
-  private ensureDir(p: string): boolean {
+  private ensureDir(p: string): 'fresh' | 'existing' | 'blocked' {
     try {
       try {
         fs.mkdirSync(p, { mode: 0o700 });
-        return true;
+        return 'fresh';
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
       const st = fs.lstatSync(p);
-      if (st.isDirectory()) return true;
+      if (st.isDirectory()) return 'existing';
       if (!this.options.overwrite) {
         this.problem(p, 'exists', `${p} exists and is not a directory: refusing to write through it, skipped with its contents (use --overwrite to replace it)`);
-        return false;
+        return 'blocked';
       }
       fs.rmSync(p, { force: true });
       fs.mkdirSync(p, { mode: 0o700 });
-      return true;
+      return 'fresh';
     } catch (e) {
       this.problem(p, 'write-failed', `cannot create directory ${p}: ${(e as Error).message} (skipped with its contents)`);
-      return false;
+      return 'blocked';
     }
   }
 
@@ -214,11 +287,16 @@ class Restorer {
     return true;
   }
 
-  private selected(snapPath: string, parentIncluded: boolean): { restore: boolean; enter: boolean; included: boolean } {
-    if (this.excludes.some((r) => r.test(snapPath))) return { restore: false, enter: false, included: false };
-    if ((this.includes.length === 0 && !this.options.select) || parentIncluded) return { restore: true, enter: true, included: true };
+  private selected(snapPath: string, parentIncluded: boolean): Selection {
+    if (this.excludes.some((r) => r.test(snapPath))) return SKIPPED;
+    if ((this.includes.length === 0 && !this.options.select) || parentIncluded) return INCLUDED;
     const inc = this.includes.some((r) => r.test(snapPath)) || this.options.select?.(snapPath) === true;
-    return { restore: inc, enter: true, included: inc };
+    return inc ? INCLUDED : ENTERED;
+  }
+
+  /** No include, exclude or select: everything is restored, and snapshot paths need not even be made. */
+  private get everything(): boolean {
+    return this.excludes.length === 0 && this.includes.length === 0 && !this.options.select;
   }
 
   /**
@@ -226,47 +304,90 @@ class Restorer {
    * `parent.make` (so include patterns create only the parents they need); `make` returns false when the directory
    * could not be made, and everything below it is skipped.
    */
-  async layout(nodes: TreeNode[], dir: string, snapDir: string, parentIncluded: boolean, parent: { make: () => boolean }): Promise<void> {
-    for (const node of nodes) {
+  async layout(nodes: TreeNode[], dir: string, snapDir: string, parentIncluded: boolean, parent: ParentDir): Promise<void> {
+    const snapPathOf = (node: TreeNode): string => (snapDir === '/' ? `/${node.name}` : `${snapDir}/${node.name}`);
+    const sels = this.everything ? nodes.map(() => INCLUDED) : nodes.map((node) => this.selected(snapPathOf(node), parentIncluded));
+    // The subtrees this directory enters, read a few ahead of the one being laid out (in order: the first damaged
+    // tree still stops the layout where it did). A read that fails is reported when its turn comes.
+    const subtrees = nodes.filter((node, i) => node.type === 'dir' && sels[i]!.enter).map((node) => node.subtree!);
+    const reads: (Promise<TreeDocument> | undefined)[] = [];
+    const readAhead = (upTo: number): void => {
+      for (let i = reads.length; i < Math.min(upTo, subtrees.length); i++) {
+        const read = loadTreeOnce(this.repo, subtrees[i]!);
+        read.catch(() => undefined);
+        reads.push(read);
+      }
+    };
+    readAhead(TREE_READ_AHEAD);
+    let nextSubtree = 0;
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]!;
+      const sel = sels[i]!;
       this.checkAbort();
-      const p = path.join(dir, node.name);
-      const snapPath = snapDir === '/' ? `/${node.name}` : `${snapDir}/${node.name}`;
-      const sel = this.selected(snapPath, parentIncluded);
+      if (this.packs.size > MAX_PENDING_PACKS && !this.fillEnded) await this.waitForFill();
       if (!sel.enter) continue;
+      // Names from a decoded tree are single safe components (tree.ts): joining needs no normalising.
+      const p = dir.endsWith('/') ? dir + node.name : `${dir}/${node.name}`;
       if (node.type === 'dir') {
-        const tree = await loadTreeOnce(this.repo, node.subtree!);
-        let state: 'pending' | 'made' | 'blocked' = 'pending';
+        const k = nextSubtree++;
+        readAhead(k + 1 + TREE_READ_AHEAD);
+        const tree = await reads[k]!;
+        reads[k] = undefined;
+        let state: 'pending' | 'fresh' | 'existing' | 'blocked' = 'pending';
         const make = (): boolean => {
           if (state === 'pending') {
-            state = parent.make() && this.ensureDir(p) ? 'made' : 'blocked';
-            if (state === 'made') this.dirs.push({ path: p, meta: metadataOf(node) });
+            state = parent.make() ? this.ensureDir(p) : 'blocked';
+            if (state !== 'blocked') this.dirs.push({ path: p, meta: metadataOf(node) });
           }
-          return state === 'made';
+          return state !== 'blocked';
         };
         if (sel.restore && !make()) continue;
-        await this.layout(tree.nodes, p, snapPath, sel.included, { make });
+        await this.layout(tree.nodes, p, snapPathOf(node), sel.included, { make, fresh: () => state === 'fresh' });
         continue;
       }
       if (!sel.restore) continue;
       if (!parent.make()) continue;
-      this.leaf(p, node);
+      this.leaf(p, node, parent.fresh());
     }
   }
 
-  /** After a failed layout: removes the files it created, which are pre-sized but hold no content yet. */
-  discardUnfilled(): void {
+  /**
+   * After a failed layout, once the writes already under way are done (see stopFill): removes every file this run
+   * created, filled or not, so that nothing is left that looks restored.
+   */
+  discardCreated(): void {
     for (const p of this.createdFiles) fs.rmSync(p, { force: true });
+    // Files the workers created; one they could not create (something else stood there) is not theirs to remove.
+    for (const p of this.createdLazy ?? []) fs.rmSync(p, { force: true });
   }
 
-  /** After a complete layout: the list of created files is no longer needed. */
+  /** After a failed layout: fill() sends nothing more and returns once the tasks under way are done. */
+  stopFill(): void {
+    this.stopped = true;
+    this.planning = false;
+    this.wakeFill();
+  }
+
+  /** After a complete layout: fill() may send every pack; the list of created files is no longer needed. */
   layoutDone(): void {
     this.createdFiles.length = 0;
+    this.createdLazy = undefined;
     this.links.clear();
+    this.planning = false;
+    this.options.onEvent?.({ type: 'planned', files: this.files.length, bytes: this.bytesTotal });
+    this.wakeFill();
   }
 
-  private leaf(p: string, node: TreeNode): void {
+  private wakeFill(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** `fresh`: the directory was made by this restore, so nothing stands at `p` yet. */
+  private leaf(p: string, node: TreeNode, fresh: boolean): void {
     try {
-      if (!this.clear(p)) return;
+      if (!fresh && !this.clear(p)) return;
       if (node.nlink > 1 && node.type !== 'dir') {
         const key = `${node.dev}:${node.inode}`;
         const first = this.links.get(key);
@@ -279,7 +400,7 @@ class Restorer {
       }
       switch (node.type) {
         case 'file':
-          this.planFile(p, node);
+          this.planFile(p, node, fresh && node.nlink <= 1);
           return;
         case 'symlink':
           fs.symlinkSync(node.linkTarget!, p);
@@ -306,50 +427,173 @@ class Restorer {
     }
   }
 
-  private planFile(p: string, node: TreeNode): void {
-    const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-    this.createdFiles.push(p);
-    try {
-      if (node.size! > 0) fs.ftruncateSync(fd, node.size!);
-    } finally {
-      fs.closeSync(fd);
-    }
+  /**
+   * Plans a file's blob writes. A file of at most one blob in a directory this restore made (`mayDefer`) is left
+   * for its worker to create; any other is created now, pre-sized, so that writes of several tasks and hard links
+   * find it, and so that a name that already exists is reported before anything is written.
+   */
+  private planFile(p: string, node: TreeNode, mayDefer: boolean): void {
     const content = node.content!;
-    const planned: PlannedFile = { ...metadataOf(node), path: p, sha256: node.sha256!, blobs: content.length };
+    const locs = content.map((id) => this.repo.index.lookup(id));
+    const missing = locs.findIndex((l) => l === undefined);
+    const lazy = mayDefer && content.length <= 1 && missing < 0;
+    if (!lazy) {
+      const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+      this.createdFiles.push(p);
+      try {
+        if (node.size! > 0) fs.ftruncateSync(fd, node.size!);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    const planned: PlannedFile = {
+      type: node.type, uid: node.uid, gid: node.gid, mode: node.mode, atime: utimeSeconds(node.atimeNs), mtime: utimeSeconds(node.mtimeNs),
+      path: p, size: node.size!, sha256: node.sha256!, lazy, usesLeft: 0, tasks: 0, digest: undefined, finished: false, failed: false,
+    };
     const file = this.files.length;
     this.files.push(planned);
     let offset = 0;
-    for (const id of content) {
-      const loc = this.repo.index.lookup(id);
+    for (let i = 0; i < content.length; i++) {
+      const id = content[i]!;
+      const loc = locs[i];
       if (!loc) {
         this.problem(p, 'unreadable-data', `${p}: data blob ${id.slice(0, 12)} is missing from the repository`);
         planned.failed = true;
         return;
       }
-      let uses = this.packs.get(loc.packId);
-      if (!uses) {
-        uses = new Map();
-        this.packs.set(loc.packId, uses);
+      let pack = this.packs.get(loc.packId);
+      if (!pack) {
+        pack = { seq: ++this.packsSeen, uses: new Map() };
+        this.packs.set(loc.packId, pack);
+        if (this.wake && this.readyPack()) this.wakeFill();
       }
+      const uses = pack.uses;
       const use = uses.get(id);
       if (!use) uses.set(id, { id, offset: loc.offset, length: loc.length, rawLength: loc.rawLength, file, at: offset });
       else (use.more ??= []).push(file, offset);
+      planned.usesLeft++;
       offset += loc.rawLength;
     }
+    // An empty file has no writes: it is finished (created, for a lazy one) by a task of its own.
+    if (content.length === 0) this.finishQueue.push(file);
     this.bytesTotal += node.size!;
   }
 
+  /** Waits until fill() has taken enough of the plan (or has ended, after a failure that the layout then reports). */
+  private async waitForFill(): Promise<void> {
+    while (this.packs.size > MAX_PENDING_PACKS && !this.fillEnded) await new Promise<void>((resolve) => (this.resumeLayout = resolve));
+    if (this.fillFailure !== undefined) throw this.fillFailure;
+  }
+
+  private wakeLayout(): void {
+    const resume = this.resumeLayout;
+    this.resumeLayout = undefined;
+    resume?.();
+  }
+
+  /** The next pack whose writes may be sent, if any (see `packs`). */
+  private readyPack(): Id | undefined {
+    if (this.stopped) return undefined;
+    for (const [packId, pack] of this.packs) return !this.planning || pack.seq <= this.packsSeen - PACK_LAG ? packId : undefined;
+    return undefined;
+  }
+
+  /**
+   * Reads the packs and has the workers write their blobs, while the layout plans them (from its start to its
+   * end: see `packs`); then finishes the files that several tasks wrote. Resolves when every write is done.
+   */
   async fill(pool: WorkerPool): Promise<void> {
+    try {
+      await this.fillPacks(pool);
+    } catch (e) {
+      this.fillFailure = e;
+      throw e;
+    } finally {
+      this.fillEnded = true;
+      this.wakeLayout();
+    }
+  }
+
+  private async fillPacks(pool: WorkerPool): Promise<void> {
     let bytesDone = 0;
-    const filesTotal = this.files.length;
-    this.options.onEvent?.({ type: 'planned', files: filesTotal, bytes: this.bytesTotal });
     let inFlightBytes = 0;
     const maxInFlightBytes = this.options.maxInFlightBytes ?? pool.size * 2 * MAX_RUN_BYTES;
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
-    for (const [packId, uses] of this.packs) {
+    const sparse = this.options.sparse !== false;
+    /** Hands a task to the pool, and waits while what is read but not yet written exceeds the bounds. */
+    const dispatch = async (task: Omit<WorkerRestoreTask, 'task'>, files: number[], bytes: number): Promise<void> => {
+      // Counted now: once transferred to the worker, `task.data` is detached and reads as empty.
+      const ownBytes = task.data.byteLength;
+      inFlightBytes += ownBytes;
+      const job: Promise<void> = pool.restore(task).then(
+        (r) => {
+          for (const err of r.errors) {
+            const f = this.files[err.file];
+            if (!f) continue;
+            if (err.metadata) this.problem(f.path, 'write-failed', `cannot set metadata of ${f.path}: ${err.message}`);
+            else this.failFile(err.file, err.message);
+          }
+          for (const h of r.hashes) {
+            const f = this.files[h.file];
+            if (f) f.digest = h.sha256;
+          }
+          for (const n of r.finished) {
+            const f = this.files[n];
+            if (!f) continue;
+            f.finished = true;
+            if (f.lazy) this.createdLazy?.push(f.path);
+          }
+          this.filesDone += r.finished.length;
+          // Files written by several tasks are finished once the last of them is done.
+          for (const n of files) {
+            const f = this.files[n]!;
+            if (--f.tasks === 0 && f.usesLeft === 0 && !f.finished && !f.failed) this.finishQueue.push(n);
+          }
+          for (const n of r.finished) this.settle(n);
+          bytesDone += bytes;
+          this.options.onEvent?.({ type: 'progress', bytesDone, bytesTotal: this.bytesTotal, filesDone: this.filesDone, filesTotal: this.files.length });
+        },
+        (e: unknown) => {
+          failure ??= e;
+        },
+      );
+      const tracked = job.finally(() => {
+        inFlight.delete(tracked);
+        inFlightBytes -= ownBytes;
+      });
+      inFlight.add(tracked);
+      // Bound what is read but not yet written, in tasks as well as in bytes, so memory stays flat.
+      while (inFlight.size >= pool.size * 2 || inFlightBytes >= maxInFlightBytes) await Promise.race(inFlight);
+      if (failure) throw failure;
+    };
+    /** Finishes queued files (hash, metadata) in tasks without blobs: `all` sends a partial batch too. */
+    const finishQueued = async (all: boolean): Promise<void> => {
+      const queue = this.finishQueue;
+      while (queue.length > 0) {
+        // A batch ends at FINISH_BATCH files or at MAX_RUN_BYTES of content to read back, so that large files are
+        // hashed by both workers at once rather than one after the other by one.
+        let n = 0;
+        let bytes = 0;
+        while (n < queue.length && n < FINISH_BATCH && bytes < MAX_RUN_BYTES) bytes += this.files[queue[n++]!]!.size;
+        if (n === queue.length && n < FINISH_BATCH && bytes < MAX_RUN_BYTES && !all) return;
+        const files = queue.splice(0, n).map((f) => this.fileSpec(f, true));
+        await dispatch({ packId: '', data: new Uint8Array(0), sparse, chown: this.isRoot, files, blobs: [] }, [], 0);
+      }
+    };
+    for (;;) {
+      const packId = this.readyPack();
+      if (packId === undefined) {
+        if (!this.planning) break;
+        if (!this.stopped) await finishQueued(false);
+        if (this.readyPack() === undefined && this.planning) await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
+      }
       this.checkAbort();
-      const blobs = [...uses.values()].sort((a, b) => a.offset - b.offset);
+      // Taken out of the plan before the first await: writes planned from now on start a new entry.
+      const blobs = [...this.packs.get(packId)!.uses.values()].sort((a, b) => a.offset - b.offset);
+      this.packs.delete(packId);
+      if (this.packs.size <= MAX_PENDING_PACKS) this.wakeLayout();
       // Read runs of blobs that lie close together in one request: each pack is fetched once, without large gaps.
       let run: BlobUse[] = [];
       let runBytes = 0;
@@ -364,44 +608,14 @@ class Restorer {
         try {
           data = await this.repo.backend.load({ type: 'data', name: packId }, start, end - start);
         } catch (e) {
-          const message = `cannot read pack ${packId.slice(0, 12)}: ${(e as Error).message}`;
-          for (const b of group) for (const t of this.targets(b)) this.failFile(t.file, message);
+          this.unreadable(group, `cannot read pack ${packId.slice(0, 12)}: ${(e as Error).message}`);
           return;
         }
         // A backend may hand back a view into a larger buffer: transfer needs a buffer of its own.
         const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
-        const task = {
-          packId,
-          data: own,
-          sparse: this.options.sparse !== false,
-          blobs: group.map((b) => ({ id: b.id, rawLength: b.rawLength, offset: b.offset - start, length: b.length, targets: this.targets(b) })),
-        };
-        // Counted now: once transferred to the worker, `own` is detached and reads as empty.
-        const ownBytes = own.byteLength;
-        inFlightBytes += ownBytes;
-        const job: Promise<void> = pool.restore(task).then(
-          (r) => {
-            for (const err of r.errors) this.failFile(err.file, err.message);
-            for (const h of r.hashes) {
-              const f = this.files[h.file];
-              if (f) f.digest = h.sha256;
-            }
-            for (const b of group) bytesDone += b.rawLength * targetCount(b);
-            this.options.onEvent?.({ type: 'progress', bytesDone, bytesTotal: this.bytesTotal, filesDone: 0, filesTotal });
-          },
-          (e: unknown) => {
-            failure ??= e;
-          },
-        );
-        const tracked = job.finally(() => {
-          inFlight.delete(tracked);
-          inFlightBytes -= ownBytes;
-        });
-        inFlight.add(tracked);
-        // Bound the reads in flight to what the pool can take.
-        // Bound what is read but not yet written, in bytes as well as in tasks, so memory stays flat.
-        while (inFlight.size >= pool.size * 2 || inFlightBytes >= maxInFlightBytes) await Promise.race(inFlight);
-        if (failure) throw failure;
+        const { task, files, bytes } = this.task(packId, own, start, group, sparse);
+        await dispatch(task, files, bytes);
+        await finishQueued(false);
       };
       for (const b of blobs) {
         const last = run.at(-1);
@@ -411,23 +625,97 @@ class Restorer {
         if (runBytes >= MAX_RUN_BYTES) await flush();
       }
       await flush();
-      // Everything of this pack is read or being written: its plan is not needed any more.
-      this.packs.delete(packId);
     }
-    await Promise.all(inFlight);
+    // The last finishing tasks wait for the writes before them; they add no further work.
+    while (inFlight.size > 0 || (this.finishQueue.length > 0 && !this.stopped)) {
+      await Promise.all(inFlight);
+      if (failure) throw failure;
+      if (!this.stopped) await finishQueued(true);
+    }
     if (failure) throw failure;
   }
 
-  /** Where a blob goes, as the worker needs it (made when its read is handed over, not kept in the plan). */
-  private targets(use: BlobUse): RestoreTarget[] {
-    const target = (file: number, offset: number): RestoreTarget => {
-      const f = this.files[file]!;
-      return { file, path: f.path, offset, whole: f.blobs === 1 };
-    };
-    const out = [target(use.file, use.at)];
-    const more = use.more;
-    if (more) for (let i = 0; i < more.length; i += 2) out.push(target(more[i]!, more[i + 1]!));
-    return out;
+  /**
+   * A file that a worker finished, with nothing more to write: its SHA-256 is compared with the snapshot's, and
+   * the plan lets go of it. A file that failed stays, for the metadata step.
+   */
+  private settle(file: number): void {
+    const f = this.files[file];
+    if (!f || !f.finished || f.tasks > 0 || f.usesLeft > 0 || f.failed || f.digest === undefined) return;
+    if (f.digest !== f.sha256) {
+      this.mismatched.push(f.path);
+      this.problem(f.path, 'mismatch', `${f.path}: restored content does not match the snapshot (SHA-256 ${f.digest.slice(0, 12)}…, expected ${f.sha256.slice(0, 12)}…)`);
+    }
+    this.files[file] = undefined;
+  }
+
+  /** What a worker needs to know about a file. */
+  private fileSpec(file: number, finish: boolean): RestoreFile {
+    const f = this.files[file]!;
+    return { file, path: f.path, size: f.size, create: f.lazy, finish, uid: f.uid, gid: f.gid, mode: f.mode, atime: f.atime, mtime: f.mtime };
+  }
+
+  /**
+   * The task for one read of a pack: its blobs, where each goes, and the files it writes. A file whose every write
+   * is in this task, with no earlier task still writing it, is finished by this task's worker.
+   */
+  private task(packId: Id, data: Uint8Array, start: number, group: BlobUse[], sparse: boolean): { task: Omit<WorkerRestoreTask, 'task'>; files: number[]; bytes: number } {
+    const slot = new Map<number, number>();
+    const files: number[] = [];
+    let bytes = 0;
+    const blobs = group.map((b) => {
+      const targets: number[] = [];
+      const add = (file: number, at: number): void => {
+        let i = slot.get(file);
+        if (i === undefined) {
+          i = files.length;
+          slot.set(file, i);
+          files.push(file);
+        }
+        targets.push(i, at);
+        this.files[file]!.usesLeft--;
+      };
+      add(b.file, b.at);
+      const more = b.more;
+      if (more) for (let i = 0; i < more.length; i += 2) add(more[i]!, more[i + 1]!);
+      bytes += b.rawLength * targetCount(b);
+      return { id: b.id, rawLength: b.rawLength, offset: b.offset - start, length: b.length, targets };
+    });
+    const specs = files.map((n) => {
+      const f = this.files[n]!;
+      const finish = f.usesLeft === 0 && f.tasks === 0;
+      f.tasks++;
+      return this.fileSpec(n, finish);
+    });
+    return { task: { packId, data, sparse, chown: this.isRoot, files: specs, blobs }, files, bytes };
+  }
+
+  /**
+   * A range of a pack could not be read: its files fail. One that a worker was to create is created here, at its
+   * size, so that the restored tree is complete and the problem names a file that exists.
+   */
+  private unreadable(group: BlobUse[], message: string): void {
+    for (const b of group) {
+      const targets = [b.file, ...(b.more ?? []).filter((_, i) => i % 2 === 0)];
+      for (const file of targets) {
+        const f = this.files[file]!;
+        f.usesLeft--;
+        this.failFile(file, message);
+        if (!f.lazy) continue;
+        try {
+          const fd = fs.openSync(f.path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+          // Made here after all: the metadata step may set its mode and times.
+          f.lazy = false;
+          try {
+            if (f.size > 0) fs.ftruncateSync(fd, f.size);
+          } finally {
+            fs.closeSync(fd);
+          }
+        } catch (e) {
+          this.problem(f.path, 'write-failed', `cannot create ${f.path}: ${(e as Error).message}`);
+        }
+      }
+    }
   }
 
   private failFile(file: number, message: string): void {
@@ -438,22 +726,22 @@ class Restorer {
     }
   }
 
+  /**
+   * The files that were checked as they were finished are gone from the plan (see settle); any other file that
+   * did not fail is read back and checked here: a safety net, since every finished file was hashed by its worker.
+   */
   async check(pool: WorkerPool): Promise<string[]> {
-    const mismatches: string[] = [];
-    const empty = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
     await Promise.all(
       this.files.map(async (f) => {
-        if (f.failed) return;
-        const want = f.sha256;
-        let got = f.digest;
-        if (got === undefined) got = f.blobs === 0 ? empty : await pool.hashFile(f.path);
-        if (got !== want) {
-          mismatches.push(f.path);
-          this.problem(f.path, 'mismatch', `${f.path}: restored content does not match the snapshot (SHA-256 ${got.slice(0, 12)}…, expected ${want.slice(0, 12)}…)`);
+        if (!f || f.failed) return;
+        const got = f.digest ?? (await pool.hashFile(f.path));
+        if (got !== f.sha256) {
+          this.mismatched.push(f.path);
+          this.problem(f.path, 'mismatch', `${f.path}: restored content does not match the snapshot (SHA-256 ${got.slice(0, 12)}…, expected ${f.sha256.slice(0, 12)}…)`);
         }
       }),
     );
-    return mismatches.sort();
+    return this.mismatched.sort();
   }
 
   specials(): void {
@@ -498,7 +786,10 @@ class Restorer {
         this.problem(p, 'write-failed', `cannot set metadata of ${p}: ${(e as Error).message}`);
       }
     };
-    for (const f of this.files) apply(f.path, f);
+    // Files the workers finished have theirs already; the others are those that failed.
+    // A file left to a worker to create that it did not finish was never created by this run (something else
+    // stands there): it is not touched.
+    for (const f of this.files) if (f && !f.finished && !f.lazy) apply(f.path, f);
     for (const o of this.others) if (o.node.type !== 'fifo' || fs.existsSync(o.path)) apply(o.path, metadataOf(o.node));
     const dirs = [...this.dirs].sort((a, b) => b.path.length - a.path.length);
     for (const d of dirs) apply(d.path, d.meta);
@@ -524,6 +815,14 @@ class Restorer {
  * the microsecond, which is the most fs.utimes can promise.
  */
 export function utimeSeconds(nsText: string): number {
+  // The usual case, a non-negative time, without BigInt arithmetic (two per file and directory add up): the digits
+  // split into seconds and nanoseconds exactly; the seconds stay exact as a double up to 16 digits.
+  const n = nsText.length;
+  if (n <= 25 && nsText.charCodeAt(0) !== 45 /* - */) {
+    const sec = n > 9 ? Number(nsText.slice(0, n - 9)) : 0;
+    const frac = Number(n > 9 ? nsText.slice(n - 9) : nsText);
+    return sec + (Math.floor(frac / 1000) * 1000 + 500) / 1e9;
+  }
   const ns = BigInt(nsText);
   let sec = ns / 1_000_000_000n;
   let frac = ns - sec * 1_000_000_000n;
@@ -541,28 +840,35 @@ export async function restore(repo: Repository, snapshotId: Id, options: Restore
   const snapshot = await repo.loadSnapshot(snapshotId);
   const target = path.resolve(options.target);
   const r = new Restorer(repo, options);
-  fs.mkdirSync(target, { recursive: true, mode: 0o700 });
+  // mkdir returns the first directory it made: when it made the target, nothing stands in it.
+  const rootFresh = fs.mkdirSync(target, { recursive: true, mode: 0o700 }) !== undefined;
   const start = await resolveSnapshotPath(repo, snapshot.tree, options.subpath ?? '/');
-  const rootMade = { make: () => true };
-  try {
-    if (start.node.type === 'dir') {
-      const tree = await loadTreeOnce(repo, start.node.subtree!);
-      await r.layout(tree.nodes, target, start.path, false, rootMade);
-    } else {
-      await r.layout([start.node], target, path.posix.dirname(start.path), false, rootMade);
-    }
-  } catch (e) {
-    // A damaged or hostile tree (or an interruption) stops the restore before any content is written: leave no
-    // empty, pre-sized files behind that look restored.
-    r.discardUnfilled();
-    throw e;
-  }
-  r.layoutDone();
+  const rootMade: ParentDir = { make: () => true, fresh: () => rootFresh };
+  // The workers start (load their code) while the main thread lays out the tree.
   const m = cryptoMaterial(repo);
   const pool = new WorkerPool({ key: m.key, chunkerSecret: m.chunkerSecret, chunkSizes: m.chunkSizes, compression: m.compression }, { claim: () => [], store: async () => undefined }, options.workers);
   let mismatches: string[];
   try {
-    await r.fill(pool);
+    // Filling starts while the layout goes on, with the packs the layout has planned (see Restorer.packs).
+    const filling = r.fill(pool);
+    filling.catch(() => undefined);
+    try {
+      if (start.node.type === 'dir') {
+        const tree = await loadTreeOnce(repo, start.node.subtree!);
+        await r.layout(tree.nodes, target, start.path, false, rootMade);
+      } else {
+        await r.layout([start.node], target, path.posix.dirname(start.path), false, rootMade);
+      }
+    } catch (e) {
+      // A damaged or hostile tree (or an interruption) fails the whole restore: once the writes under way are
+      // done, leave no file of this run behind that looks restored.
+      r.stopFill();
+      await filling.catch(() => undefined);
+      r.discardCreated();
+      throw e;
+    }
+    r.layoutDone();
+    await filling;
     mismatches = await r.check(pool);
   } finally {
     await pool.close();

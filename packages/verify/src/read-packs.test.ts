@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { cryptoMaterial } from '@backup-manager/core-archive';
+import type { Backend, IndexBlobEntry } from '@backup-manager/core-archive';
+import { loadIndexTolerant } from './load-index.ts';
+import { VerifyPool } from './pool.ts';
+import { ByteBudget, planPieces, readPacks } from './read-packs.ts';
+import type { PackOutcome } from './read-packs.ts';
+import { FILES, cloneBackend, firstBlobOf, flipByte, makeFixture, open } from './test-support.ts';
+import type { Fixture } from './test-support.ts';
+
+let fx: Fixture;
+beforeAll(async () => {
+  fx = await makeFixture('read-packs');
+}, 60_000);
+afterAll(() => fx.cleanup());
+
+/** Blobs back to back from offset 0 with the given lengths, in a random order of the list. */
+function layout(lengths: number[], order: number[]): IndexBlobEntry[] {
+  let at = 0;
+  const blobs = lengths.map((length, i) => {
+    const b: IndexBlobEntry = { id: i.toString(16).padStart(64, '0'), type: 'data', offset: at, length, rawLength: length };
+    at += length;
+    return b;
+  });
+  if (blobs.length === 0) return [];
+  return order.map((i) => blobs[i % blobs.length]!).filter((b, i, all) => all.indexOf(b) === i);
+}
+
+describe('planPieces', () => {
+  it('tiles the pack, cuts only between blobs, at least `target` apart, never in the tail', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 29, max: 5000 }), { minLength: 0, maxLength: 60 }),
+        fc.array(fc.nat(), { maxLength: 80 }),
+        fc.integer({ min: 0, max: 3000 }),
+        fc.integer({ min: 1, max: 20_000 }),
+        fc.integer({ min: 0, max: 4000 }),
+        (lengths, order, headerBytes, target, tail) => {
+          const blobs = layout(lengths, [...order, ...lengths.keys()]);
+          const blobBytes = lengths.reduce((a, b) => a + b, 0);
+          // Sometimes the file is cut short, so that some blobs lie beyond its end.
+          const size = Math.max(0, blobBytes + headerBytes - (headerBytes % 7 === 0 ? (headerBytes * 3) % (blobBytes + 1) : 0));
+          const plan = planPieces(blobs, size, target, tail);
+          let at = 0;
+          const seen = new Set<number>();
+          plan.pieces.forEach((piece, k) => {
+            expect(piece.start).toBe(at);
+            expect(piece.end).toBeGreaterThan(piece.start);
+            if (k < plan.pieces.length - 1) {
+              expect(piece.end - piece.start).toBeGreaterThanOrEqual(target);
+              expect(piece.end).toBeLessThanOrEqual(size - tail);
+            }
+            for (const { entry, at: i } of piece.blobs) {
+              expect(blobs[i]).toBe(entry);
+              expect(entry.offset).toBeGreaterThanOrEqual(piece.start);
+              expect(entry.offset + entry.length).toBeLessThanOrEqual(piece.end);
+              seen.add(i);
+            }
+            at = piece.end;
+          });
+          expect(at).toBe(size);
+          for (const i of plan.outside) {
+            expect(blobs[i]!.offset + blobs[i]!.length).toBeGreaterThan(size);
+            seen.add(i);
+          }
+          expect(seen.size).toBe(blobs.length);
+          expect(plan.outside.length + plan.pieces.reduce((n, p) => n + p.blobs.length, 0)).toBe(blobs.length);
+        },
+      ),
+    );
+  });
+
+  it('never cuts through overlapping blobs (a damaged index)', () => {
+    const blob = (i: number, offset: number, length: number): IndexBlobEntry => ({ id: String(i).padStart(64, '0'), type: 'data', offset, length, rawLength: length });
+    const blobs = [blob(0, 0, 100), blob(1, 50, 300), blob(2, 100, 10), blob(3, 400, 100), blob(4, 500, 100)];
+    const plan = planPieces(blobs, 700, 10, 0);
+    expect(plan.pieces.map((p) => [p.start, p.end])).toEqual([
+      [0, 400],
+      [400, 500],
+      [500, 700],
+    ]);
+  });
+});
+
+describe('ByteBudget', () => {
+  it('serves in order, and lets a request larger than the budget run alone once everything is free', async () => {
+    const budget = new ByteBudget(10);
+    const order: string[] = [];
+    await budget.take(6);
+    const big = budget.take(25).then(() => order.push('big'));
+    const small = budget.take(1).then(() => order.push('small'));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(order).toEqual([]);
+    budget.give(6);
+    await big;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(order).toEqual(['big']);
+    budget.give(25);
+    await small;
+    expect(order).toEqual(['big', 'small']);
+  });
+});
+
+async function readAll(backend: Backend, workers: number, pieceBytes: number): Promise<{ outcomes: PackOutcome[]; pieces: number }> {
+  const repo = await open(backend);
+  try {
+    const index = await loadIndexTolerant(repo);
+    const packs: { id: string; size: number }[] = [];
+    for await (const f of backend.list('data')) packs.push({ id: f.name, size: f.size });
+    const blobsOf = (id: string): IndexBlobEntry[] => index.blobsOf(id);
+    const outcomes: PackOutcome[] = [];
+    const key = cryptoMaterial(repo).key;
+    const reading = readPacks(repo, key, new VerifyPool(key, workers), packs, { concurrency: 2, blobsOf, pieceBytes }, (o) => outcomes.push(o));
+    await reading.done;
+    const pieces = packs.reduce((n, p) => n + planPieces(blobsOf(p.id), p.size, pieceBytes, pieceBytes).pieces.length, 0);
+    return { outcomes, pieces };
+  } finally {
+    repo.close();
+  }
+}
+
+describe('readPacks', () => {
+  for (const workers of [0, 1]) {
+    it(`reads packs in pieces and verifies every blob (${workers} workers)`, async () => {
+      const { outcomes, pieces } = await readAll(fx.backend, workers, 16 * 1024);
+      expect(pieces).toBeGreaterThan(outcomes.length);
+      for (const o of outcomes) {
+        expect('verdict' in o).toBe(true);
+        if (!('verdict' in o)) continue;
+        expect(o.verdict).toMatchObject({ packId: o.pack.id, hashMatches: true, header: { ok: true, mismatches: [] }, bad: [] });
+        expect(o.verdict.blobsChecked).toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it('names the damaged blob of a pack read in pieces, and the pack whose content no longer matches its name', async () => {
+    const b = await cloneBackend(fx.backend);
+    const repo = await open(b);
+    const where = await firstBlobOf(repo, fx.snapshots[0]!, `${fx.src}/${FILES.photo}`);
+    repo.close();
+    await flipByte(b, { type: 'data', name: where.pack }, where.offset + 100);
+    const { outcomes } = await readAll(b, 1, 16 * 1024);
+    const damaged = outcomes.filter((o) => 'verdict' in o && (o.verdict.bad.length > 0 || !o.verdict.hashMatches));
+    expect(damaged).toHaveLength(1);
+    const v = (damaged[0] as Extract<PackOutcome, { verdict: unknown }>).verdict;
+    expect(v.packId).toBe(where.pack);
+    expect(v.hashMatches).toBe(false);
+    expect(v.header.ok).toBe(true);
+    expect(v.bad.map((x) => [x.id, x.reason])).toEqual([[where.blob, 'unreadable']]);
+    expect(v.bad[0]!.message).toMatch(/failed authentication/);
+  });
+});
