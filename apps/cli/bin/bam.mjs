@@ -4,6 +4,8 @@
 // - a small V8 young generation, so short-lived chunk buffers are collected soon;
 // - glibc's mmap threshold fixed at 128 KiB, so freed multi-megabyte buffers go back to the system instead of
 //   staying in malloc's heap (its dynamic threshold otherwise climbs and keeps them).
+// - --expose-gc, for the CLI's heap keeper (src/heap-keeper.ts), which collects whenever the heap has grown by a
+//   fixed slack instead of letting V8 grow it to several times the live data.
 // When this Node is older than 22, the child is the project-local Node 24 that scripts/ensure-node.sh provisions.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -37,7 +39,7 @@ const env = { ...process.env, BAM_LAUNCHER_FD: '3' };
 env.MALLOC_MMAP_THRESHOLD_ ??= '131072';
 // fd 3 is a pipe the child watches: if this process dies, even by SIGKILL, the pipe closes and the child stops at
 // once instead of running on unseen.
-const child = spawn(node, ['--max-semi-space-size=2', entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });
+const child = spawn(node, ['--max-semi-space-size=2', '--expose-gc', entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });
 // Signals are passed on to the child, which stops cleanly. A terminal's Ctrl-C reaches both processes at once; the
 // child counts interrupts that close together as one, so the forwarded copy does not turn into "quit at once".
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));

@@ -4,6 +4,10 @@
  */
 import net from 'node:net';
 import { runCli } from './cli.ts';
+import { startHeapKeeper } from './heap-keeper.ts';
+
+// bin/bam.mjs passes --expose-gc for this: the heap stays near its live size during long operations.
+startHeapKeeper();
 
 // Started by bin/bam.mjs: when the launcher is gone (killed), go too, as abruptly as it went.
 const launcherFd = Number(process.env.BAM_LAUNCHER_FD);
