@@ -2,14 +2,13 @@
  * Pack files (docs/format.md, "Blobs and packs"): blob envelopes back to back, then a sealed header listing them,
  * then the header envelope's length as uint32le. Writing builds the whole pack in one buffer (packs are ~16 MiB),
  * which the caller may hand to the next pack once this one is saved; reading the header needs only the file's tail.
- * Also the helpers that seal and open the blobs of packs without leaving their buffers to the garbage collector.
+ * Also the helpers that seal the blobs of packs without leaving their buffers to the garbage collector.
  */
 import { BackupError } from '../errors.ts';
 import type { BlobType, IndexBlobEntry } from '../format.ts';
 import { createCipheriv, createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
-import { constants as zlibConstants, zstdDecompressSync } from 'node:zlib';
-import { blobAad, ENVELOPE_OVERHEAD, fillNonce, KEY_BYTES, keyObject, metadataAad, NONCE_BYTES, open, seal, TAG_BYTES } from '../crypto/aead.ts';
+import { ENVELOPE_OVERHEAD, fillNonce, KEY_BYTES, keyObject, metadataAad, NONCE_BYTES, open, seal, TAG_BYTES } from '../crypto/aead.ts';
 import { bytesToId, idToBytes, isId } from '../crypto/hash.ts';
 import { decodePayload, PAYLOAD_RAW, PAYLOAD_ZSTD, zstdFrameBound } from '../compress.ts';
 import type { ZstdCompressor } from '../compress.ts';
@@ -111,30 +110,6 @@ export function sealChunkInto(out: Uint8Array, at: number, key: Uint8Array, aad:
     }
   }
   return sealBlobInto(out, at, key, aad, [RAW_BYTE, data]);
-}
-
-/**
- * openBlob (crypto/blob.ts) for code that reads blobs one after another out of packs (restore, prune): the plaintext
- * is decompressed into one buffer of its known length instead of 16 KiB pieces joined at the end, and its buffer
- * (the decrypted payload's, for a raw blob) belongs to this blob alone, so the caller may pass the plaintext to
- * releaseBytes(…, true) once done with it. Anything unusual goes through decodePayload, which reports it.
- */
-export function openBlobOnce(key: Uint8Array, type: BlobType, id: string, envelope: Uint8Array, rawLength: number, what: string): Uint8Array {
-  const payload = open(key, envelope, blobAad(type, idToBytes(id)), what);
-  if (payload[0] === PAYLOAD_ZSTD) {
-    try {
-      // One byte of room beyond rawLength, so that zstd finishes within the buffer instead of asking for another.
-      const chunkSize = Math.max(zlibConstants.Z_MIN_CHUNK, rawLength + 1);
-      const plain = zstdDecompressSync(payload.subarray(1), { chunkSize, maxOutputLength: Math.max(1, rawLength), rejectGarbageAfterEnd: true });
-      if (plain.byteLength === rawLength) {
-        releaseBytes(payload);
-        return plain;
-      }
-    } catch {
-      // decodePayload below fails the same way and says why.
-    }
-  }
-  return decodePayload(payload, what, rawLength);
 }
 
 export interface FinishedPack {

@@ -17,11 +17,12 @@
 import { LocalBackend } from '../backend/local.ts';
 import type { Backend } from '../backend/backend.ts';
 import { AppendOnlyBackend } from '../backend/append-only.ts';
-import { sha256Hex } from '../crypto/hash.ts';
+import { idToBytes, sha256Hex } from '../crypto/hash.ts';
 import { BackupError, isBackupError } from '../errors.ts';
 import type { Id, IndexBlobEntry, IndexPackEntry } from '../format.ts';
 import { MasterIndex } from '../index/master-index.ts';
-import { HEADER_ENTRY_BYTES, openBlobOnce, releaseBytes, TRAILER_BYTES } from '../pack/pack.ts';
+import { HEADER_ENTRY_BYTES, releaseBytes, TRAILER_BYTES } from '../pack/pack.ts';
+import { BlobOpener } from '../crypto/blob-opener.ts';
 import { ENVELOPE_OVERHEAD } from '../crypto/aead.ts';
 import { PackSaver } from './pack-saver.ts';
 import { BlobStateMap } from './prune-blob-set.ts';
@@ -471,7 +472,7 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
   const written: IndexPackEntry[] = [];
   if (plan.repack.length > 0) {
     emit({ type: 'phase', phase: 'repack' });
-    const key = cryptoMaterial(repo).key;
+    const opener = new BlobOpener(cryptoMaterial(repo).key);
     const saver = new PackSaver(repo, {
       onPackSaved: (_id, bytes) => {
         result.packsWritten++;
@@ -495,10 +496,8 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
           // A view, not a copy: the pack being built copies the envelope in.
           const envelope = bytes.subarray(b.offset - start, b.offset - start + b.length);
           const what = `pack ${job.id.slice(0, 12)} blob ${b.id.slice(0, 12)}`;
-          const plaintext = openBlobOnce(key, b.type, b.id, envelope, b.rawLength, what);
-          const matches = sha256Hex(plaintext) === b.id;
-          // Only needed for the check: freed now rather than with the next collection.
-          releaseBytes(plaintext, true);
+          // Only hashed, never kept: the opener's reused buffer serves every blob.
+          const matches = sha256Hex(opener.open(b.type, idToBytes(b.id), envelope, b.rawLength, what)) === b.id;
           if (!matches) {
             throw new BackupError('CORRUPT', `${what} does not match its id: it was stored damaged. Prune stopped before deleting anything; run \`bam verify\``, { subject: `data/${job.id}` });
           }
@@ -523,6 +522,8 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
     } catch (e) {
       await saver.abandon();
       throw e;
+    } finally {
+      opener.close();
     }
     throwIfAborted(signal);
   }
