@@ -225,6 +225,9 @@ async function measure(
   step: StepId, tool: Tool, run: number, inv: Invocation,
   input: { warm: string[]; bytes: number; files: number; detail?: Record<string, unknown> },
 ): Promise<Sample> {
+  // Dirty pages of the step before (a restore into ext4, a repository just written) are flushed first, untimed:
+  // otherwise the kernel's writeback of the previous tool's output runs during this step and is charged to it.
+  runPlain('sync', []);
   const warmed = await prewarm(input.warm);
   await prewarm(tool.programPaths);
   const w = tool.warm();

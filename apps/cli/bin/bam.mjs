@@ -3,7 +3,9 @@
 // that keep memory flat during long backups, which a running process cannot set for itself:
 // - a small V8 young generation, so short-lived chunk buffers are collected soon;
 // - glibc's mmap threshold fixed at 128 KiB, so freed multi-megabyte buffers go back to the system instead of
-//   staying in malloc's heap (its dynamic threshold otherwise climbs and keeps them).
+//   staying in malloc's heap (its dynamic threshold otherwise climbs and keeps them);
+// - at most two malloc arenas, so that the worker threads' freed memory is not kept in an arena per thread
+//   (measured on a 1.6 GB backup: about 10 MB less at the peak, no CPU cost seen);
 // - --expose-gc, for the CLI's heap keeper (src/heap-keeper.ts), which collects whenever the heap has grown by a
 //   fixed slack instead of letting V8 grow it to several times the live data.
 // When this Node is older than 22, the child is the project-local Node 24 that scripts/ensure-node.sh provisions.
@@ -37,6 +39,7 @@ if (!node) {
 }
 const env = { ...process.env, BAM_LAUNCHER_FD: '3' };
 env.MALLOC_MMAP_THRESHOLD_ ??= '131072';
+env.MALLOC_ARENA_MAX ??= '2';
 // fd 3 is a pipe the child watches: if this process dies, even by SIGKILL, the pipe closes and the child stops at
 // once instead of running on unseen.
 const child = spawn(node, ['--max-semi-space-size=2', '--expose-gc', entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });

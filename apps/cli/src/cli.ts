@@ -6,18 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, InvalidValueError } from '@backup-manager/config';
 import { BackupError, PROGRAM_VERSION, toBackupError } from '@backup-manager/core-archive';
-import { registerAuthCommand } from './commands/auth.ts';
-import { backupCommand } from './commands/backup.ts';
-import { configValidateCommand } from './commands/config.ts';
-import { dumpCommand } from './commands/dump.ts';
-import { registerRetentionCommands } from './commands/forget.ts';
-import { initCommand } from './commands/init.ts';
-import { keyCommand, unlockCommand } from './commands/key.ts';
-import { lsCommand } from './commands/ls.ts';
-import { restoreCommand } from './commands/restore.ts';
-import { snapshotsCommand } from './commands/snapshots.ts';
-import { registerSyncCommand } from './commands/sync.ts';
-import { registerVerifyCommands } from './commands/verify.ts';
+import { registerAuthCommand, registerRetentionCommands, registerSyncCommand, registerVerifyCommands } from './commands/register.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import { applyPriority, chosenPriority, hasPriorityOptions, ioPriorityOption, niceOption } from './priority.ts';
 import type { PriorityFlags } from './priority.ts';
@@ -88,13 +77,15 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
       writeErr: (s) => streams.stderr.write(s),
     });
 
+  // Each action imports its command's module when it runs, not before: starting `bam` then loads only what that
+  // one command uses (issue 3: every command pays for what start-up loads; startup.test.ts checks it).
   program
     .command('init')
     .description('create a repository (and a random password in ~/.backup-manager/password when none is configured)')
     .option('--append-only', 'refuse every delete in this repository (ransomware protection); forget and prune will refuse')
     .option('--pack-size <size>', 'target pack file size, e.g. 16MiB')
     .addOption(new Option('--compression <method>', 'blob compression').choices(['zstd', 'none']))
-    .action((opts, cmd: Command) => start(cmd, (rt) => initCommand(rt, opts)));
+    .action((opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/init.ts')).initCommand(rt, opts)));
 
   program
     .command('backup')
@@ -112,7 +103,7 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .option('--stdin-filename <name>', 'the file name standard input gets in the snapshot')
     .addOption(niceOption())
     .addOption(ioPriorityOption())
-    .action((paths: string[], opts, cmd: Command) => start(cmd, (rt) => backupCommand(rt, paths, opts)));
+    .action((paths: string[], opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/backup.ts')).backupCommand(rt, paths, opts)));
 
   program
     .command('snapshots')
@@ -121,7 +112,7 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .option('--path <path>', 'only snapshots of this path (repeatable)', collect)
     .option('--tag <tags>', 'only snapshots with these tags (comma-separated; repeatable)', collect)
     .option('--latest <n>', 'only the newest n')
-    .action((opts, cmd: Command) => start(cmd, (rt) => snapshotsCommand(rt, opts)));
+    .action((opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/snapshots.ts')).snapshotsCommand(rt, opts)));
 
   program
     .command('ls')
@@ -130,7 +121,7 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .argument('[path]', 'a folder or file inside the snapshot')
     .option('-l, --long', 'mode, owner, size and time')
     .option('--no-recursive', 'only the entries directly below the path')
-    .action((snapshot: string, p: string | undefined, opts, cmd: Command) => start(cmd, (rt) => lsCommand(rt, snapshot, p, opts)));
+    .action((snapshot: string, p: string | undefined, opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/ls.ts')).lsCommand(rt, snapshot, p, opts)));
 
   program
     .command('restore')
@@ -142,7 +133,7 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .option('--overwrite', 'replace files that already exist in the target')
     .addOption(niceOption())
     .addOption(ioPriorityOption())
-    .action((snapshot: string, opts, cmd: Command) => start(cmd, (rt) => restoreCommand(rt, snapshot, opts)));
+    .action((snapshot: string, opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/restore.ts')).restoreCommand(rt, snapshot, opts)));
 
   program
     .command('dump')
@@ -150,31 +141,31 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .argument('<snapshot>', 'snapshot id, prefix or latest')
     .argument('[path]', 'file or folder inside the snapshot (default: all of it)')
     .addOption(new Option('--archive <format>', 'force an archive even for a single file').choices(['tar']))
-    .action((snapshot: string, p: string | undefined, opts, cmd: Command) => start(cmd, (rt) => dumpCommand(rt, snapshot, p, opts)));
+    .action((snapshot: string, p: string | undefined, opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/dump.ts')).dumpCommand(rt, snapshot, p, opts)));
 
   const key = program.command('key').description('manage the passwords (keys) that open the repository');
-  key.command('list').description('list keys').action((_o, cmd: Command) => start(cmd, (rt) => keyCommand(rt, 'list', undefined, {})));
+  key.command('list').description('list keys').action((_o, cmd: Command) => start(cmd, async (rt) => (await import('./commands/key.ts')).keyCommand(rt, 'list', undefined, {})));
   key
     .command('add')
     .description('add another password')
     .option('--new-password-file <file>', 'read the new password from a file (else BACKUP_MANAGER_NEW_PASSWORD or a prompt)')
-    .action((opts, cmd: Command) => start(cmd, (rt) => keyCommand(rt, 'add', undefined, opts)));
+    .action((opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/key.ts')).keyCommand(rt, 'add', undefined, opts)));
   key
     .command('remove')
     .description('remove a key (not the one in use)')
     .argument('<id>', 'key id or prefix')
-    .action((id: string, _o, cmd: Command) => start(cmd, (rt) => keyCommand(rt, 'remove', id, {})));
+    .action((id: string, _o, cmd: Command) => start(cmd, async (rt) => (await import('./commands/key.ts')).keyCommand(rt, 'remove', id, {})));
   key
     .command('passwd')
     .description('change the password of the key in use')
     .option('--new-password-file <file>', 'read the new password from a file (else BACKUP_MANAGER_NEW_PASSWORD or a prompt)')
-    .action((opts, cmd: Command) => start(cmd, (rt) => keyCommand(rt, 'passwd', undefined, opts)));
+    .action((opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/key.ts')).keyCommand(rt, 'passwd', undefined, opts)));
 
   program
     .command('unlock')
     .description('remove stale locks (of processes that no longer run)')
     .option('--remove-all', 'also remove locks of running processes (only when you know they are gone)')
-    .action((opts, cmd: Command) => start(cmd, (rt) => unlockCommand(rt, opts)));
+    .action((opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/key.ts')).unlockCommand(rt, opts)));
 
   registerRetentionCommands(program, start);
 
@@ -183,7 +174,7 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv, streams: Streams)
     .command('validate')
     .description('check config.json and show every problem with its path and fix')
     .option('--file <file>', 'another file to check')
-    .action((opts, cmd: Command) => start(cmd, (rt) => configValidateCommand(rt, opts)));
+    .action((opts, cmd: Command) => start(cmd, async (rt) => (await import('./commands/config.ts')).configValidateCommand(rt, opts)));
 
   registerVerifyCommands(program, start);
 

@@ -1,5 +1,6 @@
 // What loading the CLI costs: the cloud provider packages (and their SDKs) must not be imported until a cloud
-// destination is used, so that every other command starts without them (issue 3: peak RSS).
+// destination is used, nor any command's implementation (and the packages only it uses) until that command runs,
+// nor zod until a config file is read, so that every command starts without them (issue 3: peak RSS).
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, test } from 'vitest';
@@ -24,5 +25,15 @@ describe('start-up', () => {
     // The hook sees the workspace packages the CLI does import.
     expect(loaded.some((url) => url.includes('/packages/core-archive/'))).toBe(true);
     expect(loaded.filter((url) => /providers-(gdrive|dropbox|onedrive)|googleapis|\/dropbox\/|microsoft-graph/.test(url))).toEqual([]);
+  });
+
+  test('the CLI loads no command implementation, zod, cron parser or HTTP server until they are used', () => {
+    const loaded = modulesLoadedBy('cli.ts');
+    expect(loaded.some((url) => url.includes('/commander/'))).toBe(true);
+    expect(loaded.filter((url) => /\/node_modules\/(zod|cron-parser|luxon)\//.test(url))).toEqual([]);
+    expect(loaded.filter((url) => /\/packages\/(verify|workflows|retention-gfs)\//.test(url))).toEqual([]);
+    expect(loaded.filter((url) => /\/packages\/config\/src\/(schema|parse|validation|json-schema|cron)\.ts$/.test(url))).toEqual([]);
+    expect(loaded.filter((url) => /\/apps\/cli\/src\/commands\//.test(url) && !url.endsWith('/commands/register.ts'))).toEqual([]);
+    expect(loaded).not.toContain('node:http');
   });
 });

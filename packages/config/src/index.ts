@@ -1,8 +1,10 @@
 /**
  * @backup-manager/config: the schema, defaults, validation, loading and writing of config.json, the state folder's
- * paths, and the duration, size, cron and I/O-priority parsers the CLI also uses for flags.
+ * paths, and the duration, size, cron and I/O-priority parsers the CLI also uses for flags. Whatever needs zod
+ * (the schema, parseConfig, the JSON Schema, checkCron) comes from `await configValidation()`, so that importing
+ * this package costs little: most commands never read a config file.
  */
-export { ConfigSchema, PRIORITIES, BACKUP_TYPES, COMPRESSIONS, CLOUD_DESTINATIONS } from './schema.ts';
+export { PRIORITIES, BACKUP_TYPES, COMPRESSIONS, CLOUD_DESTINATIONS } from './choices.ts';
 export type {
   Config,
   ConfigInput,
@@ -18,16 +20,14 @@ export type {
   Compression,
   CloudDestination,
 } from './schema.ts';
-export { parseConfig, parseConfigText, formatIssues } from './parse.ts';
 export type { ParseResult } from './parse.ts';
 export { parseDuration, parseSize } from './units.ts';
-export { checkCron } from './cron.ts';
 export { MAX_NICE, checkIoPriority, checkNice, parseIoPriority } from './priority.ts';
 export type { IoPriority } from './priority.ts';
 export { resolveHome, expandTilde, statePaths, HOME_ENV_VAR } from './paths.ts';
 export type { StatePaths } from './paths.ts';
 export { loadConfig, writeConfig, defaultConfig } from './load.ts';
 export type { LoadedConfig } from './load.ts';
-export { configJsonSchema } from './json-schema.ts';
+export { configValidation } from './lazy.ts';
 export { ConfigError, InvalidValueError } from './errors.ts';
 export type { ConfigIssue, ConfigErrorCode } from './errors.ts';

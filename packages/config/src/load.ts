@@ -7,7 +7,7 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigError } from './errors.ts';
 import type { ConfigIssue } from './errors.ts';
-import { formatIssues, parseConfig, parseConfigText } from './parse.ts';
+import { defaultConfig } from './defaults.ts';
 import { statePaths } from './paths.ts';
 import type { Config, ConfigInput } from './schema.ts';
 
@@ -19,14 +19,14 @@ export interface LoadedConfig {
   exists: boolean;
 }
 
-/** A config with every default: what a missing config.json means. A new object on every call. */
-export function defaultConfig(): Config {
-  const result = parseConfig({});
-  if (!result.ok) throw new Error(`the config defaults are invalid: ${formatIssues(result.issues)}`);
-  return result.config;
+export { defaultConfig } from './defaults.ts';
+
+/** The parser, with zod, loaded only when there is a config to parse (see defaults.ts). */
+function loadParser(): Promise<typeof import('./parse.ts')> {
+  return import('./parse.ts');
 }
 
-function invalid(path: string, issues: readonly ConfigIssue[]): ConfigError {
+function invalid(path: string, issues: readonly ConfigIssue[], formatIssues: (issues: readonly ConfigIssue[]) => string): ConfigError {
   const count = issues.length === 1 ? 'a problem' : `${issues.length} problems`;
   return new ConfigError(
     'CONFIG_INVALID',
@@ -61,8 +61,9 @@ export async function loadConfig(home: string): Promise<LoadedConfig> {
       { cause: error },
     );
   }
+  const { parseConfigText, formatIssues } = await loadParser();
   const result = parseConfigText(text);
-  if (!result.ok) throw invalid(path, result.issues);
+  if (!result.ok) throw invalid(path, result.issues, formatIssues);
   return { config: result.config, path, exists: true };
 }
 
@@ -73,8 +74,9 @@ export async function loadConfig(home: string): Promise<LoadedConfig> {
  */
 export async function writeConfig(home: string, config: Config | ConfigInput): Promise<string> {
   const path = statePaths(home).config;
+  const { parseConfig, formatIssues } = await loadParser();
   const result = parseConfig(config);
-  if (!result.ok) throw invalid(path, result.issues);
+  if (!result.ok) throw invalid(path, result.issues, formatIssues);
   const text = `${JSON.stringify(config, null, 2)}\n`;
   const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {

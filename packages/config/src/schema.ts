@@ -4,23 +4,15 @@
  * consumers convert with parseDuration, parseSize and expandTilde.
  */
 import { z } from 'zod';
+import { BACKUP_TYPES, COMPRESSIONS, PRIORITIES } from './choices.ts';
+import type { CloudDestination } from './choices.ts';
 import { checkCron } from './cron.ts';
 import { isAbsoluteOrTilde } from './paths.ts';
 import { MAX_NICE, checkIoPriority } from './priority.ts';
 import { checkDuration, checkSize, parseDuration, parseSize } from './units.ts';
 
-export const PRIORITIES = ['high', 'medium', 'low'] as const;
-export type Priority = (typeof PRIORITIES)[number];
-
-export const BACKUP_TYPES = ['incremental', 'full', 'differential'] as const;
-export type BackupType = (typeof BACKUP_TYPES)[number];
-
-export const COMPRESSIONS = ['zstd', 'none'] as const;
-export type Compression = (typeof COMPRESSIONS)[number];
-
-/** The cloud destinations; each name is also the provider name `bam auth <provider>` takes. */
-export const CLOUD_DESTINATIONS = ['google_drive', 'dropbox', 'onedrive'] as const;
-export type CloudDestination = (typeof CLOUD_DESTINATIONS)[number];
+export { BACKUP_TYPES, CLOUD_DESTINATIONS, COMPRESSIONS, PRIORITIES } from './choices.ts';
+export type { BackupType, CloudDestination, Compression, Priority } from './choices.ts';
 
 const HOUR = 60 * 60 * 1000;
 

@@ -16,6 +16,8 @@ export { BandwidthLimitBackend, ConnectionLimitBackend } from './backend/limits.
 export { AppendOnlyBackend } from './backend/append-only.ts';
 export { DryRunBackend } from './backend/dry-run.ts';
 export { RequestPacer } from './backend/pacer.ts';
+export { HeapKeeper, exposedCollector } from './heap-keeper.ts';
+export type { HeapKeeperOptions } from './heap-keeper.ts';
 export type { RequestPacerOptions } from './backend/pacer.ts';
 
 export { FORMAT_VERSION } from './format.ts';
@@ -56,6 +58,7 @@ export type { CryptoMaterial } from './repository/repository.ts';
 export { readPackHeader } from './pack/pack.ts';
 export { openBlob } from './crypto/blob.ts';
 export { idToBytes, sha256Hex } from './crypto/hash.ts';
+export { releaseBytes } from './crypto/bytes.ts';
 export { parseIndexDocument } from './index/index-file.ts';
 export { PackSaver } from './repository/pack-saver.ts';
 export { decodeTree, encodeTree } from './repository/tree.ts';

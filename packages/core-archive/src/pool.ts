@@ -128,14 +128,18 @@ export class WorkerPool {
     return promises;
   }
 
-  /** Runs a restore task (blobs of one pack) on a worker. */
-  async restore(task: Omit<WorkerRestoreTask, 'task'>): Promise<Extract<ToMain, { t: 'restored' }>> {
-    const slot = await this.acquire();
-    const id = this.nextJob++;
-    const transfer = [task.data.buffer as ArrayBuffer];
-    const result = new Promise<ToMain>((resolve, reject) => this.tasks.set(id, { resolve, reject, slot }));
-    slot.worker.postMessage({ t: 'restore', task: { ...task, task: id } } satisfies ToWorker, transfer);
-    return (await result) as Extract<ToMain, { t: 'restored' }>;
+  /**
+   * Runs a restore task (blobs of one pack) on a worker. Not an async function: its frame would hold the task's
+   * file and blob lists, sent already, for as long as the worker works on them.
+   */
+  restore(task: Omit<WorkerRestoreTask, 'task'>): Promise<Extract<ToMain, { t: 'restored' }>> {
+    return this.acquire().then((slot) => {
+      const id = this.nextJob++;
+      const transfer = [task.data.buffer as ArrayBuffer];
+      const result = new Promise<ToMain>((resolve, reject) => this.tasks.set(id, { resolve, reject, slot }));
+      slot.worker.postMessage({ t: 'restore', task: { ...task, task: id } } satisfies ToWorker, transfer);
+      return result as Promise<Extract<ToMain, { t: 'restored' }>>;
+    });
   }
 
   /** Hashes a file on a worker (SHA-256 hex). */

@@ -18,6 +18,11 @@ export interface LoadedIndex {
   packs: Map<Id, number>;
   /** the blobs the (first) index file listing a pack places there, in that file's order; none for another pack */
   blobsOf(packId: Id): IndexBlobEntry[];
+  /**
+   * Lets go of the blobs kept for a pack whose check is done (blobsOf gives none for it afterwards): the data check
+   * of a large repository would otherwise hold an object and an id string per blob to its end.
+   */
+  forget(packId: Id): void;
 }
 
 /** With `populate: false` the repository's master index is left as it is (to inspect the index without using it). */
@@ -55,7 +60,10 @@ export async function loadIndexTolerant(repo: Repository, options: { populate?: 
   }
   if (populate) repo.indexFiles = used;
   const blobsOf = (packId: Id): IndexBlobEntry[] => kept.get(packId) ?? [];
-  return { files, used, superseded: files.filter((f) => superseded.has(f)), unreadable, packs, blobsOf };
+  const forget = (packId: Id): void => {
+    kept.delete(packId);
+  };
+  return { files, used, superseded: files.filter((f) => superseded.has(f)), unreadable, packs, blobsOf, forget };
 }
 
 const DAMAGE = new Set(['CORRUPT', 'NOT_FOUND', 'INVALID_RANGE', 'UNSUPPORTED_VERSION', 'IO', 'INVALID_ARGUMENT']);

@@ -4,7 +4,7 @@
  * it with the index), and each piece goes to a worker thread (verify-worker.ts), or with zero workers stays on the
  * caller's thread, which opens every blob in it: decrypt, decompress, re-hash against the blob id.
  */
-import { createHash, hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { BlobOpener, idToBytes } from '@backup-manager/core-archive/pack-reading';
 import type { IndexBlobEntry } from '@backup-manager/core-archive/pack-reading';
@@ -74,26 +74,39 @@ export class BlobVerifier {
     this.opener = new BlobOpener(key);
   }
 
-  /** The blobs of the piece that fail, in the piece's order. */
-  verify(piece: PackPiece): BadBlob[] {
+  /**
+   * The blobs of the piece that fail, in the piece's order. With `consume`, the caller hands over the piece's bytes
+   * (already hashed, needed no more): a blob that shares no byte with another of the piece is decrypted in place,
+   * which spares a buffer as large as the largest blob.
+   */
+  verify(piece: PackPiece, consume = false): BadBlob[] {
     const { packId, start, bytes } = piece;
     const bad: BadBlob[] = [];
-    for (const { entry: b, at } of piece.blobs) {
+    const blobs = piece.blobs;
+    // In place only where the blob shares no byte with another: a damaged index may list blobs that overlap, and
+    // decrypting one of them in place would spoil the other's bytes. The reader lists a piece's blobs by offset;
+    // a list out of that order is not done in place at all.
+    const ordered = blobs.every((x, j) => j === 0 || blobs[j - 1]!.entry.offset <= x.entry.offset);
+    let reach = 0;
+    for (let i = 0; i < blobs.length; i++) {
+      const { entry: b, at } = blobs[i]!;
+      const next = blobs[i + 1]?.entry;
+      const inPlace = consume && ordered && b.offset >= reach && (next === undefined || b.offset + b.length <= next.offset);
+      reach = Math.max(reach, b.offset + b.length);
       const where = { id: b.id, type: b.type, offset: b.offset, length: b.length, at };
       const from = b.offset - start;
       if (from < 0 || from + b.length > bytes.byteLength) {
         // The reader cuts pieces between blobs: a blob outside its piece is a bug, never a verdict on the data.
         throw new Error(`blob ${b.id.slice(0, 12)} at ${b.offset}+${b.length} is not within the piece ${start}+${bytes.byteLength} of pack ${packId.slice(0, 12)}`);
       }
-      let plain: Uint8Array;
+      let digest: string;
       try {
-        plain = this.opener.open(b.type, idToBytes(b.id), bytes.subarray(from, from + b.length), b.rawLength, `pack ${packId.slice(0, 12)} blob ${b.id.slice(0, 12)}`);
+        digest = this.opener.digest(b.type, idToBytes(b.id), bytes.subarray(from, from + b.length), b.rawLength, `pack ${packId.slice(0, 12)} blob ${b.id.slice(0, 12)}`, inPlace);
       } catch (e) {
         bad.push({ ...where, reason: 'unreadable', message: (e as Error).message });
         continue;
       }
-      // The plaintext is a view into the opener's buffer, valid until the next blob: hashed here, then dropped.
-      if (hash('sha256', plain) !== b.id) {
+      if (digest !== b.id) {
         bad.push({ ...where, reason: 'hash-mismatch', message: 'it decrypts, but the SHA-256 of its content differs from its id' });
       }
     }

@@ -48,11 +48,11 @@ function workerUrl(): URL {
 }
 
 /**
- * Whether a flag of this process may be handed to a worker: V8's heap flags (the launcher's --max-semi-space-size)
+ * Whether a flag of this process may be handed to a worker: V8 flags (the launcher's --max-semi-space-size and --expose-gc)
  * are refused in a worker's execArgv, which would stop the check from starting when it runs from sources.
  */
 function workerAccepts(flag: string): boolean {
-  return !/^--(max-semi-space-size|max-old-space-size|max-young-generation-size|stack-size|v8-)/.test(flag);
+  return !/^--(expose-gc|max-semi-space-size|max-old-space-size|max-young-generation-size|stack-size|v8-)/.test(flag);
 }
 
 export class VerifyPool {
@@ -88,11 +88,12 @@ export class VerifyPool {
   }
 
   /**
-   * Opens the blobs of a piece of a pack held in memory; resolves with those that fail. The piece's buffer is
-   * transferred to the worker, which frees it: the caller must not use it afterwards.
+   * Opens the blobs of a piece of a pack held in memory; resolves with those that fail. The piece's bytes are handed
+   * over (transferred to a worker, which frees them; with no workers, decrypted in place here): the caller must not
+   * use them afterwards.
    */
   async verifyPiece(piece: PackPiece): Promise<BadBlob[]> {
-    if (this.slots.length === 0) return (this.local ??= new BlobVerifier(this.key)).verify(piece);
+    if (this.slots.length === 0) return (this.local ??= new BlobVerifier(this.key)).verify(piece, true);
     const bytes = piece.bytes.byteOffset === 0 && piece.bytes.byteLength === piece.bytes.buffer.byteLength ? piece.bytes : piece.bytes.slice();
     const reply = await this.send({ t: 'piece', id: 0, piece: { ...piece, bytes } }, [bytes.buffer as ArrayBuffer]);
     if (reply.t !== 'piece') throw new BackupError('INTERNAL', `unexpected answer ${reply.t} from a verify worker`);

@@ -39,7 +39,7 @@ export interface PackReading {
  * enough that a few per worker stay within the memory of one pack. A piece only ends between blobs, so it may be
  * longer by up to one blob (8 MiB at most as the archiver cuts them).
  */
-export const PIECE_BYTES = 4 * 1024 * 1024;
+export const PIECE_BYTES = 2 * 1024 * 1024;
 /** The end of a pack that its last piece always covers: there lie the header and the trailer, read from that piece. */
 export const TAIL_BYTES = 256 * 1024;
 

@@ -28,7 +28,7 @@ function handle(msg: ToVerifyWorker): ToPool {
   try {
     if (msg.t === 'piece') {
       try {
-        return { t: 'piece', id: msg.id, bad: verifier.verify(msg.piece) };
+        return { t: 'piece', id: msg.id, bad: verifier.verify(msg.piece, true) };
       } finally {
         release(msg.piece.bytes);
       }

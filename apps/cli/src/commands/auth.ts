@@ -4,24 +4,13 @@
  * ~/.backup-manager/<provider>-token.json (mode 0600), where every later command finds and refreshes them. No token
  * is ever printed, logged or put in an error.
  */
-import type { Command } from 'commander';
 import { BackupError, FileTokenStore, authorizeWithLoopback, toBackupError } from '@backup-manager/core-archive';
 import { oauthConfigFor, providerNamed, tokenFile } from '../destinations.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Runtime } from '../runtime.ts';
-import type { StartCommand } from './verify-shared.ts';
 
 export interface AuthFlags {
   port?: string;
-}
-
-export function registerAuthCommand(program: Command, start: StartCommand): void {
-  program
-    .command('auth')
-    .description('sign in to a cloud account (a browser opens an address that is printed) and save the tokens to ~/.backup-manager/<provider>-token.json')
-    .argument('<provider>', 'google_drive (or gdrive), dropbox or onedrive')
-    .option('--port <port>', 'receive the browser\'s answer on this port of 127.0.0.1 (default: any free port), for apps whose redirect URI names a port')
-    .action((provider: string, opts: AuthFlags, cmd: Command) => start(cmd, (rt) => authCommand(rt, provider, opts)));
 }
 
 export async function authCommand(rt: Runtime, name: string, flags: AuthFlags): Promise<number> {

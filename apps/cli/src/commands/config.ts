@@ -3,7 +3,7 @@
  * path and what to write instead.
  */
 import fs from 'node:fs';
-import { formatIssues, parseConfigText } from '@backup-manager/config';
+import { configValidation } from '@backup-manager/config';
 import { BackupError } from '@backup-manager/core-archive';
 import type { Runtime } from '../runtime.ts';
 
@@ -20,6 +20,7 @@ export async function configValidateCommand(rt: Runtime, flags: { file?: string 
     }
     throw new BackupError('CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
+  const { parseConfigText, formatIssues } = await configValidation();
   const result = parseConfigText(text);
   if (result.ok) {
     rt.printJson({ type: 'config-valid', file, exists: true, valid: true, config: result.config });

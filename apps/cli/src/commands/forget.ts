@@ -1,15 +1,13 @@
 /**
  * `bam forget`: applies a GFS retention policy (restic's --keep-* flags, or the config's `retention`) to the
  * snapshots, shows the plan with the reason for every kept snapshot, and after confirmation deletes the snapshot
- * files of the others; with --prune it then removes the data only they used. Also registers `bam prune`.
+ * files of the others; with --prune it then removes the data only they used.
  */
-import type { Command } from 'commander';
 import { BackupError, DEFAULT_MAX_UNUSED, assertDeletable, compareTime, executePrune, isBackupError, planPrune, shortId } from '@backup-manager/core-archive';
 import type { PrunePlan, PruneResult, Repository, SnapshotDocument } from '@backup-manager/core-archive';
 import { applyPolicy } from '@backup-manager/retention-gfs';
 import type { GroupKey, PolicyResult } from '@backup-manager/retention-gfs';
 import { EXIT } from '../exit-codes.ts';
-import { ioPriorityOption, niceOption } from '../priority.ts';
 import { formatTime, table } from '../format.ts';
 import type { Runtime } from '../runtime.ts';
 import { pruneCommand } from './prune.ts';
@@ -17,9 +15,6 @@ import type { PruneFlags } from './prune.ts';
 import { asUsageError, choosePolicy, parseGroupBy, parseMaxUnused, policyFromFlags, snapshotMatches } from './retention-policy.ts';
 import type { ChosenPolicy, PolicyFlags } from './retention-policy.ts';
 import { confirm, prunePlanJson, prunePlanText, pruneProgress, pruneResultText } from './retention-plan.ts';
-
-/** How cli.ts starts a command: builds the Runtime from the parsed options and runs `fn` with it. */
-export type StartCommand = (cmd: Command, fn: (rt: Runtime) => Promise<number>) => void;
 
 export interface ForgetFlags extends PolicyFlags {
   host?: string;
@@ -30,52 +25,6 @@ export interface ForgetFlags extends PolicyFlags {
   prune?: boolean;
   maxUnused?: string;
   yes?: boolean;
-}
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
-
-/** Adds `forget` and `prune` to the program. */
-export function registerRetentionCommands(program: Command, start: StartCommand): void {
-  program
-    .command('forget')
-    .description('remove snapshots by a retention policy (--keep-* flags, else the config\'s retention), or the snapshots named; --prune also frees their data')
-    .argument('[snapshots...]', 'remove exactly these snapshots (ids or unique prefixes) instead of applying a policy')
-    .option('--keep-last <n>', 'keep the n newest snapshots (-1: all)')
-    .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one')
-    .option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days that have one')
-    .option('--keep-weekly <n>', 'keep the newest snapshot of each of the last n ISO weeks that have one')
-    .option('--keep-monthly <n>', 'keep the newest snapshot of each of the last n months that have one')
-    .option('--keep-yearly <n>', 'keep the newest snapshot of each of the last n years that have one')
-    .option('--keep-within <duration>', 'keep every snapshot within this duration of the newest (restic syntax: 1y2m3d4h, m = months)')
-    .option('--keep-within-hourly <duration>', 'keep hourly snapshots within this duration of the newest')
-    .option('--keep-within-daily <duration>', 'keep daily snapshots within this duration of the newest')
-    .option('--keep-within-weekly <duration>', 'keep weekly snapshots within this duration of the newest')
-    .option('--keep-within-monthly <duration>', 'keep monthly snapshots within this duration of the newest')
-    .option('--keep-within-yearly <duration>', 'keep yearly snapshots within this duration of the newest')
-    .option('--keep-tag <tags>', 'keep snapshots with these tags (comma-separated = all of them; repeatable = any)', collect)
-    .option('--tag <tags>', 'only consider snapshots with these tags (comma-separated = all; repeatable = any)', collect)
-    .option('--path <path>', 'only consider snapshots that include this path (repeatable)', collect)
-    .option('--group-by <fields>', 'apply the policy to each group of snapshots separately: host, paths, tags, comma-separated, or \'\' (default host,paths)')
-    .option('-n, --dry-run', 'only show what would be removed')
-    .option('--prune', 'then remove the data no remaining snapshot uses (like `bam prune`)')
-    .option('--max-unused <pct>', 'with --prune: repack packs more than this share unused (default 5%)')
-    .option('-y, --yes', 'do it without asking (required when there is no terminal)')
-    .addOption(niceOption())
-    .addOption(ioPriorityOption())
-    .addHelpText('after', '\n--host (a global option) limits forget to that host\'s snapshots. An append-only repository refuses forget.')
-    .action((snapshots: string[], opts: ForgetFlags, cmd: Command) =>
-      start(cmd, (rt) => forgetCommand(rt, { ...opts, ...(rt.options.host !== undefined ? { host: rt.options.host } : {}) }, snapshots)));
-
-  program
-    .command('prune')
-    .description('remove data no snapshot uses: delete unused packs, repack mostly unused ones, rewrite the index')
-    .option('-n, --dry-run', 'only show what would be done')
-    .option('--max-unused <pct>', 'repack packs more than this share unused (default 5%; 100% or unlimited: only delete wholly unused packs)')
-    .option('-y, --yes', 'do it without asking (required when there is no terminal)')
-    .addOption(niceOption())
-    .addOption(ioPriorityOption())
-    .addHelpText('after', '\nAn append-only repository refuses prune.')
-    .action((opts: PruneFlags, cmd: Command) => start(cmd, (rt) => pruneCommand(rt, opts)));
 }
 
 interface Candidate {

@@ -7,17 +7,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
 import { BackupError, shortId, toBackupError } from '@backup-manager/core-archive';
 import { compareWithSource, recordOfRecovery, testRecovery } from '@backup-manager/verify';
 import type { RecoveryEvent, RecoveryReport, SourceComparison } from '@backup-manager/verify';
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration, formatRate, formatTime } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
-import { ioPriorityOption, niceOption } from '../priority.ts';
 import type { Runtime } from '../runtime.ts';
-import { collect, recordHistory } from './verify-shared.ts';
-import type { StartCommand } from './verify-shared.ts';
+import { recordHistory } from './verify-shared.ts';
 
 export interface RecoveryFlags {
   sample?: string;
@@ -25,21 +22,6 @@ export interface RecoveryFlags {
   target?: string;
   compareSource?: boolean;
   tolerance?: string;
-}
-
-export function registerRecoveryCommand(program: Command, start: StartCommand): void {
-  program
-    .command('test-recovery')
-    .description('restore a snapshot into a temporary folder and prove every file came back intact (SHA-256, size, mode, structure); measures restore speed. Exit 0 when all matched, 1 otherwise')
-    .argument('[snapshot]', 'snapshot id, prefix or latest', 'latest')
-    .option('--sample <percent>', 'restore only a random sample of this percentage of the files, e.g. 10')
-    .option('--path <path>', 'restore only this path inside the snapshot (repeatable)', collect)
-    .option('-t, --target <dir>', 'restore into this (empty or new) folder and keep it, instead of a temporary one')
-    .option('--compare-source', 'also compare the snapshot with its live source: file count and a sample of unchanged files')
-    .option('--tolerance <percent>', 'with --compare-source: allowed difference of the file counts', '5')
-    .addOption(niceOption())
-    .addOption(ioPriorityOption())
-    .action((snapshot: string, opts: RecoveryFlags, cmd: Command) => start(cmd, (rt) => testRecoveryCommand(rt, snapshot, opts)));
 }
 
 function percent(text: string, flag: string): number {

@@ -4,7 +4,6 @@
  * never fails the backup: it is reported (stderr, and a JSON line with --json), logged to backup.log (operation
  * `sync`, one line per destination) and caught up by the next run, which compares the listings again.
  */
-import type { Command } from 'commander';
 import { BackupError } from '@backup-manager/core-archive';
 import type { Repository } from '@backup-manager/core-archive';
 import { runBackupJob, syncDestinations } from '@backup-manager/workflows';
@@ -14,22 +13,10 @@ import type { ConfiguredDestination } from '../destinations.ts';
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
-import { ioPriorityOption, niceOption } from '../priority.ts';
 import type { Runtime } from '../runtime.ts';
-import type { StartCommand } from './verify-shared.ts';
 
 export interface SyncFlags {
   dryRun?: boolean;
-}
-
-export function registerSyncCommand(program: Command, start: StartCommand): void {
-  program
-    .command('sync')
-    .description('copy the repository to every other enabled destination in config.json: upload what is missing there, remove what prune removed (except at append-only destinations)')
-    .option('--dry-run', 'show what would be uploaded and removed, change nothing')
-    .addOption(niceOption())
-    .addOption(ioPriorityOption())
-    .action((opts: SyncFlags, cmd: Command) => start(cmd, (rt) => syncCommand(rt, opts)));
 }
 
 /** The repository's place among the enabled destinations, and the others it is copied to. */

@@ -5,7 +5,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
 import { BackupError, LocalBackend, toBackupError } from '@backup-manager/core-archive';
 import type { Backend } from '@backup-manager/core-archive';
 import { enabledDestinations, openCloudRepository, parseCloudLocation } from '../destinations.ts';
@@ -14,21 +13,8 @@ import type { ConsistencyReport, DestinationReport, FileRef } from '@backup-mana
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
-import { ioPriorityOption, niceOption } from '../priority.ts';
 import type { Runtime } from '../runtime.ts';
-import { collect, recordHistory } from './verify-shared.ts';
-import type { StartCommand } from './verify-shared.ts';
-
-export function registerConsistencyCommand(program: Command, start: StartCommand): void {
-  program
-    .command('check-consistency')
-    .description('compare the repository with copies of it (mirrors) by file names, sizes and SHA-256; exit 0 when all agree, 1 otherwise')
-    .option('--mirror <location>', 'a copy of the repository: a folder or gdrive:…, dropbox:…, onedrive:… (repeatable; default: every other enabled destination)', collect)
-    .option('--no-hash', 'compare names and sizes only, without reading the files')
-    .addOption(niceOption())
-    .addOption(ioPriorityOption())
-    .action((opts: { mirror?: string[]; hash: boolean }, cmd: Command) => start(cmd, (rt) => checkConsistencyCommand(rt, opts)));
-}
+import { recordHistory } from './verify-shared.ts';
 
 export async function checkConsistencyCommand(rt: Runtime, flags: { mirror?: string[]; hash: boolean }): Promise<number> {
   const location = await rt.repoLocation();

@@ -4,7 +4,6 @@
  * repair index rebuilds the index from the pack headers; repair snapshots writes new snapshots (marked repaired,
  * naming their original) without the files whose data is lost, and keeps the originals for `bam forget`.
  */
-import type { Command } from 'commander';
 import { shortId, toBackupError } from '@backup-manager/core-archive';
 import { describeRepairIndex, repairIndex, repairSnapshots, verifyRepository } from '@backup-manager/verify';
 import type { RepairSnapshotsResult } from '@backup-manager/verify';
@@ -13,22 +12,6 @@ import { formatBytes, formatTime } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
 import type { Runtime } from '../runtime.ts';
 import { CheckRenderer } from './verify.ts';
-import type { StartCommand } from './verify-shared.ts';
-
-export function registerRepairCommands(program: Command, start: StartCommand): void {
-  const repair = program.command('repair').description('repair the index or snapshots after damage that `bam verify` reported');
-  repair
-    .command('index')
-    .description('rebuild the index from the pack headers: new index files supersede all old ones (new written first, then old removed)')
-    .option('--dry-run', 'show what would be indexed and removed, change nothing')
-    .action((opts: { dryRun?: boolean }, cmd: Command) => start(cmd, (rt) => repairIndexCommand(rt, opts)));
-  repair
-    .command('snapshots')
-    .description('write new snapshots without the files whose data is lost (marked repaired, keeping the originals for `bam forget`)')
-    .option('--dry-run', 'show which files would be left out of which snapshots, write nothing')
-    .option('--read-data', 'first read all data, and also leave out files whose blobs are damaged (not only missing)')
-    .action((opts: { dryRun?: boolean; readData?: boolean }, cmd: Command) => start(cmd, (rt) => repairSnapshotsCommand(rt, opts)));
-}
 
 async function logged<T>(rt: Runtime, operation: string, fn: () => Promise<T>, counts: (r: T) => Record<string, number>, partial: (r: T) => boolean): Promise<T> {
   const started = Date.now();

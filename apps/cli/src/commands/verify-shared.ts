@@ -6,9 +6,8 @@ import { appendHistory } from '@backup-manager/verify';
 import type { VerificationRecord } from '@backup-manager/verify';
 import type { Runtime } from '../runtime.ts';
 
+/** How cli.ts starts a command: builds the Runtime from the parsed options and runs `fn` with it. */
 export type StartCommand = (cmd: Command, fn: (rt: Runtime) => Promise<number>) => void;
-
-export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 /** ~/.backup-manager/verify-history.jsonl */
 export function historyFile(rt: Runtime): string {

@@ -1,11 +1,10 @@
 /**
- * `bam verify` and `bam verify history`, and the registration of every verification command (test-recovery,
- * repair, check-consistency live in their own files). verify exits 0 when the repository is healthy (notes such as
+ * `bam verify` and `bam verify history` (test-recovery, repair, check-consistency live in their own files; their
+ * options are defined in register.ts). verify exits 0 when the repository is healthy (notes such as
  * orphan packs or stale locks do not count) and 1 when it found errors; every run is appended to the verification
  * history (~/.backup-manager/verify-history.jsonl) and the operation log.
  */
 import path from 'node:path';
-import type { Command } from 'commander';
 import { parseDuration, parseSize } from '@backup-manager/config';
 import { BackupError, shortId, toBackupError } from '@backup-manager/core-archive';
 import type { Repository } from '@backup-manager/core-archive';
@@ -16,37 +15,10 @@ import type { CheckEvent, CheckSummary, Finding, PackSelection } from '@backup-m
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration, formatRate, formatTime, table } from '../format.ts';
 import { ProgressLine } from '../progress.ts';
-import { ioPriorityOption, niceOption } from '../priority.ts';
 import type { Runtime } from '../runtime.ts';
-import { registerConsistencyCommand } from './verify-consistency.ts';
-import { registerRepairCommands } from './verify-repair.ts';
-import { registerRecoveryCommand } from './recovery.ts';
 import { historyFile, recordHistory } from './verify-shared.ts';
-import type { StartCommand } from './verify-shared.ts';
-
-export type { StartCommand } from './verify-shared.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-export function registerVerifyCommands(program: Command, start: StartCommand): void {
-  const verify = program
-    .command('verify')
-    .description('check the repository: every snapshot resolves, every blob is indexed, every pack header agrees with the index; with --read-data also decrypt and re-hash the data. Exit 0 when healthy, 1 when errors were found')
-    .option('--read-data', 'read every pack: decrypt, decompress and re-hash every blob against its id')
-    .option('--read-data-subset <subset>', 'read some packs: n/t (packs in bucket n of t, like restic), x% (random packs), or a size such as 500MiB (random packs up to it)')
-    .option('--rotate [period]', 'read the next slice of a rotation that reads every pack once per period (days, or a duration like 4w; default: the config\'s verify.rotation_days)')
-    .addOption(niceOption())
-    .addOption(ioPriorityOption())
-    .action((opts: VerifyFlags, cmd: Command) => start(cmd, (rt) => verifyCommand(rt, opts)));
-  verify
-    .command('history')
-    .description('past verifications, recovery tests and consistency checks; the newest verified snapshot of each source; the last measured restore speed')
-    .option('--limit <n>', 'show only the newest n records', '20')
-    .action((opts: { limit: string }, cmd: Command) => start(cmd, (rt) => verifyHistoryCommand(rt, opts)));
-  registerRecoveryCommand(program, start);
-  registerRepairCommands(program, start);
-  registerConsistencyCommand(program, start);
-}
 
 export interface VerifyFlags {
   readData?: boolean;

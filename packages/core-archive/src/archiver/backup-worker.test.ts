@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createChunkerParams, DEFAULT_CHUNK_SIZES } from '../chunker/chunker.ts';
+import { chunkLengths, createChunkerParams, DEFAULT_CHUNK_SIZES } from '../chunker/chunker.ts';
 import { openBlob } from '../crypto/blob.ts';
 import { idToBytes } from '../crypto/hash.ts';
 import type { ToMain, ToWorker, WorkerFileResult, WorkerInit } from '../pool-protocol.ts';
@@ -133,6 +133,39 @@ describe('BackupPipeline', () => {
       expect(Buffer.concat(result.content.map((id) => main.stored.get(id)!)).equals(Buffer.from(f.bytes))).toBe(true);
     }
     expect(main.stored.size).toBe(main.claimed.size);
+  });
+
+  it('cuts every file as the chunker cuts it whole, through its small read buffer and after a grown one', async () => {
+    const { minSize, maxSize } = DEFAULT_CHUNK_SIZES;
+    const mixed = Buffer.concat([randomBytes(3 * 1024 * 1024), new Uint8Array(maxSize + 5), randomBytes(2 * 1024 * 1024 + 3)]);
+    const files = [
+      file('c-random', new Uint8Array(randomBytes(7 * 1024 * 1024))),
+      file('c-text', text(5 * 1024 * 1024, 7)),
+      file('c-mixed', new Uint8Array(mixed)),
+      // a small file and a just-too-small one right after a file that needed the grown buffer
+      file('c-small', text(minSize, 3)),
+      file('c-max', new Uint8Array(maxSize)),
+      file('c-over', text(minSize + 1, 4)),
+      file('c-zeros', new Uint8Array(2 * maxSize)),
+    ];
+    const main = new FakeMain();
+    const p = main.pipeline();
+    const params = createChunkerParams(main.init.chunkerSecret, main.init.chunkSizes);
+    await p.addFiles(1, jobOf(files, 0));
+    await p.finish();
+    p.close();
+    expect(main.results).toHaveLength(files.length);
+    for (const { result } of main.results) {
+      if (result.error) throw new Error(result.error.message);
+      const bytes = files[result.index]!.bytes;
+      const ids: string[] = [];
+      let at = 0;
+      for (const n of chunkLengths(params, bytes)) ids.push(sha(bytes.subarray(at, (at += n))));
+      expect(result.content).toEqual(ids);
+      expect(result.sha256).toBe(sha(bytes));
+    }
+    const max = main.results.find((r) => r.result.index === 4)!.result;
+    expect('content' in max && max.content).toHaveLength(1);
   });
 
   it('fails the whole pipeline when the main thread cannot store blobs, naming the open jobs', async () => {

@@ -17,7 +17,8 @@ import type { ChunkerParams } from '../chunker/chunker.ts';
 import { ZstdCompressor } from '../compress.ts';
 import { blobAad } from '../crypto/aead.ts';
 import { idToBytes } from '../crypto/hash.ts';
-import { releaseBytes, sealChunkInto, sealedChunkBound } from '../pack/pack.ts';
+import { releaseBytes } from '../crypto/bytes.ts';
+import { sealChunkInto, sealedChunkBound } from '../pack/pack.ts';
 import type { SealedBlobRef, ToMain, ToWorker, WorkerFileJob, WorkerFileResult, WorkerInit } from '../pool-protocol.ts';
 
 /** How the pipeline talks to the main thread (the worker's port, or a fake in tests). */
@@ -110,8 +111,8 @@ export class BackupPipeline {
   /** jobs accepted and not yet reported 'done' */
   private readonly open = new Set<number>();
   private failure: Error | undefined;
+  /** the chunker's buffer, also holding whole small files */
   private readerBuffer: Uint8Array | undefined;
-  private smallBuffer: Uint8Array | undefined;
 
   constructor(port: BackupPort, init: WorkerInit, chunker: ChunkerParams, nextReq: () => number) {
     this.port = port;
@@ -183,6 +184,7 @@ export class BackupPipeline {
 
   private async readFile(f: WorkerFileJob): Promise<WorkerFileResult> {
     let fd = -1;
+    let reader: FdChunkReader | undefined;
     try {
       // O_NONBLOCK: if the path was swapped for a FIFO since it was listed, open must not hang.
       fd = fs.openSync(f.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -195,8 +197,7 @@ export class BackupPipeline {
       const small = this.readSmall(fd);
       // A one-chunk file's SHA-256 is its chunk's id: only multi-chunk files need a second hash over the whole.
       const whole = small ? undefined : createHash('sha256');
-      if (!small) this.readerBuffer ??= new Uint8Array(this.chunker.maxSize + READ_SIZE);
-      const chunks: Iterable<Uint8Array> = small ?? chunksOf(new FdChunkReader(fd, this.chunker, READ_SIZE, this.readerBuffer));
+      const chunks: Iterable<Uint8Array> = small ?? chunksOf((reader = new FdChunkReader(fd, this.chunker, READ_SIZE, this.buffer())));
       for (const chunk of chunks) {
         whole?.update(chunk);
         const id = createHash('sha256').update(chunk).digest('hex');
@@ -214,13 +215,26 @@ export class BackupPipeline {
       return { index: f.index, error: errorOf(e) };
     } finally {
       if (fd >= 0) fs.closeSync(fd);
+      // Every chunk of the file is copied into an arena by now.
+      const grown = reader?.grown;
+      if (grown) releaseBytes(grown);
     }
+  }
+
+  /**
+   * The read buffer: room for a chunk of minSize and a read behind it (1.5 MiB by default); resumed scans make its
+   * size cost no hashing. A chunk that does not fit (a chunk of a few percent of large files, and runs of zeros cut at
+   * maxSize) makes the reader swap in a buffer of maxSize + READ_SIZE for that file only, freed after it, instead of
+   * every worker keeping 9 MiB for them.
+   */
+  private buffer(): Uint8Array {
+    return (this.readerBuffer ??= new Uint8Array(this.chunker.minSize + READ_SIZE));
   }
 
   /** Reads a whole file of at most minSize bytes (one chunk, possibly empty); undefined when it is larger. */
   private readSmall(fd: number): Uint8Array[] | undefined {
     const limit = this.chunker.minSize;
-    const buffer = (this.smallBuffer ??= new Uint8Array(limit + 1));
+    const buffer = this.buffer().subarray(0, limit + 1);
     let n = 0;
     for (;;) {
       const got = fs.readSync(fd, buffer, n, buffer.length - n, n);

@@ -5,7 +5,6 @@
  */
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BackupError } from '../errors.ts';
@@ -46,6 +45,8 @@ export async function authorizeWithLoopback(config: OAuthClientConfig, options: 
   if (options.signal?.aborted === true) throw interrupted(provider);
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(24).toString('base64url');
+  // node:http costs about 10 MB of memory once loaded: only a sign-in needs it, not every command.
+  const { createServer } = await import('node:http');
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(

@@ -1,8 +1,12 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackupError } from '../errors.ts';
 import { AppendOnlyBackend } from './append-only.ts';
 import { FILE_TYPES } from './backend.ts';
 import type { Handle } from './backend.ts';
+import { LocalBackend } from './local.ts';
 import { MemoryBackend } from './memory.ts';
 
 const handleOf = (type: Handle['type']): Handle => ({ type, name: type === 'config' ? 'config' : 'a'.repeat(64) });
@@ -37,5 +41,22 @@ describe('AppendOnlyBackend', () => {
     for await (const f of b.list('data')) listed.push(f.name);
     expect(listed).toEqual(['a'.repeat(64)]);
     expect(await b.usage?.()).toEqual({ usedBytes: 2, totalBytes: 1000, trashBytes: 0 });
+  });
+
+  it('offers stage only when the inner backend does, and passes staged files through', async () => {
+    expect(new AppendOnlyBackend(new MemoryBackend()).stage).toBeUndefined();
+    const dir = await mkdtemp(path.join(tmpdir(), 'bam-append-only-'));
+    try {
+      const local = await LocalBackend.create(path.join(dir, 'repo'));
+      const b = new AppendOnlyBackend(local);
+      const file = b.stage!('data');
+      await file.append(new Uint8Array([4, 5]));
+      await file.commit(handleOf('data'));
+      expect(await local.load(handleOf('data'))).toEqual(new Uint8Array([4, 5]));
+      // Still no deleting through the wrapper.
+      await expect(b.remove(handleOf('data'))).rejects.toMatchObject({ code: 'APPEND_ONLY' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

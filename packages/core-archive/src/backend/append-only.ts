@@ -5,16 +5,18 @@
 
 import { BackupError } from '../errors.ts';
 import { handlePath } from './backend.ts';
-import type { Backend, FileInfo, FileType, Handle, Usage } from './backend.ts';
+import type { Backend, FileInfo, FileType, Handle, StagedFile, Usage } from './backend.ts';
 
 /**
  * Refuses `remove` of every file type except `locks` (locks must still be released) with APPEND_ONLY; everything
  * else passes through. Saving an existing name is not refused: names are content hashes, so a save writes the
- * same bytes again.
+ * same bytes again. For the same reason a staged file's commit passes through too (`stage` is offered when the
+ * inner backend offers it).
  */
 export class AppendOnlyBackend implements Backend {
   readonly location: string;
   readonly usage?: () => Promise<Usage>;
+  readonly stage?: (type: FileType) => StagedFile;
   /** The wrapped backend, for code that must reach through the wrapper (deliberately, and visibly so). */
   readonly inner: Backend;
 
@@ -23,6 +25,8 @@ export class AppendOnlyBackend implements Backend {
     this.location = inner.location;
     const innerUsage = inner.usage;
     if (innerUsage !== undefined) this.usage = () => innerUsage.call(inner);
+    const innerStage = inner.stage;
+    if (innerStage !== undefined) this.stage = (type) => innerStage.call(inner, type);
   }
 
   save(h: Handle, data: Uint8Array): Promise<void> {

@@ -63,8 +63,47 @@ export interface Backend {
   /** Space used and available at the destination, when the destination can tell. */
   usage?(): Promise<Usage>;
 
+  /**
+   * Optional: starts a file whose bytes are given piece by piece and whose name is given only at the end (a pack's
+   * name is the hash of its content), so that a large file never has to be held in memory whole. Nothing is visible
+   * under any name until `commit`, which gives the same guarantees as `save`. A backend that cannot stream (or
+   * whose wrapper would have to buffer the bytes anyway) leaves this out, and callers fall back to `save`.
+   */
+  stage?(type: FileType): StagedFile;
+
   /** Releases connections and handles. The backend is unusable afterwards. */
   close(): Promise<void>;
+}
+
+/**
+ * A file being written through `Backend.stage`. It is invisible to `load`, `stat` and `list` until `commit`
+ * resolves; like `save`'s temporary files, what a process killed while staging leaves behind is the backend's own
+ * business (it never appears in a listing and is cleaned up by the backend).
+ */
+export interface StagedFile {
+  /** Bytes appended so far. */
+  readonly size: number;
+
+  /**
+   * Appends `data` after the bytes appended before (in call order, also when the caller does not wait between
+   * calls). The caller may reuse `data` once the promise settles. A failed append leaves the staged file failed:
+   * every later append and `commit` reject, and `discard` is what remains to do.
+   */
+  append(data: Uint8Array): Promise<void>;
+
+  /**
+   * Makes the appended bytes durable and visible under `h`, atomically, exactly as `save(h, <all the bytes>)`
+   * would: when it resolves the file is durable and readable; a name that exists is replaced (names are content
+   * hashes). Waits for appends still running. If it fails, nothing partial is visible under `h` and the staged
+   * bytes are gone (no `discard` needed, though calling it is harmless). Called at most once.
+   */
+  commit(h: Handle): Promise<void>;
+
+  /**
+   * Abandons the file: nothing becomes visible and the temporary bytes are removed. Harmless to call more than
+   * once, after a failure, or after `commit` (it then does nothing: a committed file stays).
+   */
+  discard(): Promise<void>;
 }
 
 /** Path of a file inside a repository, as every path-based backend lays it out: `data/ab/abcd…`, `index/…`, `config`. */

@@ -56,4 +56,23 @@ describe('DryRunBackend', () => {
     await b.remove(fresh);
     await expect(memory.stat(fresh)).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
+
+  it('stages a file by counting its bytes and reports it as a save on commit, writing nothing', async () => {
+    const { memory, actions, b } = await setup();
+    const file = b.stage('data');
+    await file.append(new Uint8Array(10));
+    await file.append(new Uint8Array(5));
+    expect(file.size).toBe(15);
+    expect(actions).toEqual([]);
+    await file.commit(fresh);
+    expect(actions).toEqual([{ kind: 'save', handle: fresh, size: 15 }]);
+    await expect(memory.stat(fresh)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(file.append(new Uint8Array(1))).rejects.toMatchObject({ code: 'INTERNAL' });
+    const dropped = b.stage('data');
+    await dropped.append(new Uint8Array(3));
+    await dropped.discard();
+    await expect(dropped.commit(fresh)).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(actions).toHaveLength(1);
+    await expect(b.stage('data').commit({ type: 'data', name: 'nope' })).rejects.toBeInstanceOf(BackupError);
+  });
 });

@@ -3,8 +3,9 @@
  * have done. Nothing at the destination changes.
  */
 
-import type { Backend, FileInfo, FileType, Handle, Usage } from './backend.ts';
-import { checkHandle } from './checks.ts';
+import { BackupError } from '../errors.ts';
+import type { Backend, FileInfo, FileType, Handle, StagedFile, Usage } from './backend.ts';
+import { checkFileType, checkHandle } from './checks.ts';
 
 export type DryRunAction =
   | { readonly kind: 'save'; readonly handle: Handle; readonly size: number }
@@ -33,6 +34,37 @@ export class DryRunBackend implements Backend {
   async save(h: Handle, data: Uint8Array): Promise<void> {
     checkHandle(h);
     this.#onAction?.({ kind: 'save', handle: { type: h.type, name: h.name }, size: data.byteLength });
+  }
+
+  /**
+   * A staged file that only counts its bytes and, on commit, reports the save `save` would have reported: the caller
+   * streams instead of building the file in memory, and nothing is written.
+   */
+  stage(type: FileType): StagedFile {
+    checkFileType(type);
+    const report = this.#onAction;
+    let size = 0;
+    let open = true;
+    const ended = () => new BackupError('INTERNAL', 'this staged file was already committed or discarded; this is a bug in the caller, please report it');
+    return {
+      get size() {
+        return size;
+      },
+      async append(data: Uint8Array): Promise<void> {
+        if (!open) throw ended();
+        size += data.byteLength;
+      },
+      async commit(h: Handle): Promise<void> {
+        if (!open) throw ended();
+        open = false;
+        checkHandle(h);
+        if (h.type !== type) throw new BackupError('INVALID_ARGUMENT', `a file staged as ${type} cannot be committed as ${h.type}; this is a bug in the caller, please report it`);
+        report?.({ kind: 'save', handle: { type: h.type, name: h.name }, size });
+      },
+      async discard(): Promise<void> {
+        open = false;
+      },
+    };
   }
 
   load(h: Handle, offset?: number, length?: number): Promise<Uint8Array> {

@@ -18,7 +18,7 @@ describeBackendConformance(
     const dir = await tempDir();
     return { backend: await LocalBackend.create(path.join(dir, 'repo')), cleanup: () => rm(dir, { recursive: true, force: true }) };
   },
-  { supportsUsage: true },
+  { supportsUsage: true, supportsStaging: true },
 );
 
 const ID_A = 'ab'.padEnd(64, '1');
@@ -109,6 +109,72 @@ describe('LocalBackend on disk', () => {
     expect(e.code).toBe('NOT_FOUND');
     expect(e.message).toContain(path.join(dir, 'nowhere'));
     await expect(stat(path.join(dir, 'nowhere'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('stages into tmp/ and leaves no temp file after commit or discard', async () => {
+    const b = await LocalBackend.create(root);
+    const file = b.stage('data');
+    await file.append(new Uint8Array(300_000).fill(1));
+    await file.append(new Uint8Array(10).fill(2));
+    // Written as appended (small appends at the latest when the next large one or commit comes): not held back.
+    expect(await readdir(path.join(root, 'tmp'))).toHaveLength(1);
+    await file.commit(dataHandle(ID_A));
+    expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+    expect(await mode(path.join(root, 'data', 'ab', ID_A))).toBe(0o600);
+    expect((await b.stat(dataHandle(ID_A))).size).toBe(300_010);
+    const dropped = b.stage('data');
+    await dropped.append(new Uint8Array(200_000));
+    await dropped.discard();
+    expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('leaves a staged file failed, visible nowhere and removable, when an append fails', async () => {
+    const b = await LocalBackend.create(root);
+    await rm(path.join(root, 'tmp'), { recursive: true });
+    await writeFile(path.join(root, 'tmp'), 'not a folder');
+    const file = b.stage('data');
+    const e = await failure(file.append(new Uint8Array(200_000)));
+    expect(e.code).toBe('IO');
+    // Failed for good: later appends and the commit report it, and nothing appears.
+    expect((await failure(file.append(new Uint8Array(10)))).code).toBe('IO');
+    expect((await failure(file.commit(dataHandle(ID_A)))).code).toBe('IO');
+    await file.discard();
+    await expect(stat(path.join(root, 'data', 'ab', ID_A))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('removes the staged temp file when its commit fails, leaving nothing under the name', async () => {
+    const b = await LocalBackend.create(root);
+    await mkdir(path.join(root, 'keys', ID_C, 'x'), { recursive: true });
+    const file = b.stage('keys');
+    await file.append(new Uint8Array(1000));
+    const e = await failure(file.commit({ type: 'keys', name: ID_C }));
+    expect(e.code).toBe('IO');
+    expect(e.message).toContain(path.join(root, 'keys', ID_C));
+    expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+    expect((await stat(path.join(root, 'keys', ID_C))).isDirectory()).toBe(true);
+    // A name of another type is refused, and cleans up too.
+    const wrong = b.stage('keys');
+    await wrong.append(new Uint8Array(10));
+    expect((await failure(wrong.commit(dataHandle(ID_A)))).code).toBe('INVALID_ARGUMENT');
+    expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('recreates a missing tmp folder for a staged file and cleans up staged temp files of dead processes', async () => {
+    const b = await LocalBackend.create(root);
+    await rm(path.join(root, 'tmp'), { recursive: true });
+    const file = b.stage('data');
+    await file.append(new Uint8Array([1, 2, 3]));
+    await file.commit(dataHandle(ID_B));
+    expect(await b.load(dataHandle(ID_B))).toEqual(new Uint8Array([1, 2, 3]));
+    // A staged file whose process died: an old temp file like any other.
+    const orphan = b.stage('data');
+    await orphan.append(new Uint8Array(200_000));
+    const [temp] = await readdir(path.join(root, 'tmp'));
+    const old = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
+    await utimes(path.join(root, 'tmp', temp!), old, old);
+    expect(await b.cleanupStaleTemp()).toBe(1);
+    expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+    await orphan.discard();
   });
 
   it('lists nothing when the folders or the whole repository are missing', async () => {

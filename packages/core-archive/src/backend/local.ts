@@ -1,15 +1,18 @@
 /**
  * A Backend on a local (or mounted) folder, laid out as docs/format.md describes. Saves go to `tmp/`, are synced,
  * renamed into place and the folder synced, so a crash leaves either no file or the whole file, never a prefix.
+ * Staged files (`stage`) are written the same way, piece by piece, into their temporary file.
  */
 
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
+import { promisify } from 'node:util';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BackupError } from '../errors.ts';
 import { handlePath } from './backend.ts';
-import type { Backend, FileInfo, FileType, Handle, Usage } from './backend.ts';
+import type { Backend, FileInfo, FileType, Handle, StagedFile, Usage } from './backend.ts';
 import { checkFileType, checkHandle, checkRangeArguments, resolveRange } from './checks.ts';
 
 /** The folders a repository consists of; `data` holds the `ab/` fan-out folders, created when first needed. */
@@ -123,7 +126,7 @@ export class LocalBackend implements Backend {
       await file.sync();
       await file.close();
       file = undefined;
-      await this.#renameIntoPlace(temp, target);
+      await renameIntoPlace(temp, target);
       tempExists = false;
       await syncDir(path.dirname(target));
     } catch (e) {
@@ -131,6 +134,12 @@ export class LocalBackend implements Backend {
       if (tempExists) await fsp.rm(temp, { force: true }).catch(() => {});
       throw translateFsError(e, 'save', this.#root, target);
     }
+  }
+
+  /** A file written into `tmp/` as it is appended to, then synced and renamed into place like `save`. */
+  stage(type: FileType): StagedFile {
+    checkFileType(type);
+    return new LocalStagedFile(this.#root, type, path.join(this.#root, 'tmp', randomBytes(16).toString('hex')));
   }
 
   async load(h: Handle, offset = 0, length?: number): Promise<Uint8Array> {
@@ -262,20 +271,6 @@ export class LocalBackend implements Backend {
     return await fsp.open(temp, 'wx', FILE_MODE);
   }
 
-  async #renameIntoPlace(temp: string, target: string): Promise<void> {
-    try {
-      await fsp.rename(temp, target);
-      return;
-    } catch (e) {
-      if (errorCode(e) !== 'ENOENT') throw e;
-    }
-    // The destination folder (a data fan-out folder on first use) does not exist yet.
-    const created = await fsp.mkdir(path.dirname(target), { recursive: true, mode: DIR_MODE });
-    await fsp.rename(temp, target);
-    // Make the new folder's own entry durable too, not only the file's entry in it.
-    if (created !== undefined) await syncDir(path.dirname(created));
-  }
-
   /** Names in a folder; a missing folder has none. */
   async *#entries(dir: string): AsyncGenerator<string> {
     let handle;
@@ -313,6 +308,165 @@ export class LocalBackend implements Backend {
       throw translateFsError(e, 'list', this.#root, file);
     }
   }
+}
+
+/** Moves a synced temporary file to its final path, creating the data fan-out folder on first use. */
+async function renameIntoPlace(temp: string, target: string): Promise<void> {
+  try {
+    await fsp.rename(temp, target);
+    return;
+  } catch (e) {
+    if (errorCode(e) !== 'ENOENT') throw e;
+  }
+  // The destination folder (a data fan-out folder on first use) does not exist yet.
+  const created = await fsp.mkdir(path.dirname(target), { recursive: true, mode: DIR_MODE });
+  await fsp.rename(temp, target);
+  // Make the new folder's own entry durable too, not only the file's entry in it.
+  if (created !== undefined) await syncDir(path.dirname(created));
+}
+
+const fsyncFd = promisify(fs.fsync);
+const closeFd = promisify(fs.close);
+/**
+ * Appends smaller than half of this are gathered and written together: a write system call per small blob cost
+ * ~6 µs each (measured: 60,000 blobs of 2-21 KB, 0.7 s of system time written one by one, 0.3 s gathered in
+ * 256 KiB, as much as copying them into a pack buffer and writing that).
+ */
+const GATHER_BYTES = 256 * 1024;
+
+/**
+ * A staged file of LocalBackend. Appends are synchronous writes into the temporary file (opened on the first one),
+ * small ones gathered first: the bytes go straight to the page cache, so no copy of the file is kept in memory and
+ * no write waits in the thread pool, which the workers' file reads share. The sync to disk, the costly part,
+ * happens once, asynchronously, at commit.
+ * A killed process leaves the temporary file in `tmp/`, where `cleanupStaleTemp` finds it like any other.
+ */
+class LocalStagedFile implements StagedFile {
+  readonly #root: string;
+  readonly #type: FileType;
+  readonly #temp: string;
+  #fd: number | undefined;
+  #size = 0;
+  /** small appends not yet written: the first `#gathered` bytes of `#gather` */
+  #gather: Uint8Array | undefined;
+  #gathered = 0;
+  #failure: BackupError | undefined;
+  /** open: appends accepted; after commit or discard nothing more is (and discard has nothing left to do) */
+  #state: 'open' | 'ended' = 'open';
+
+  constructor(root: string, type: FileType, temp: string) {
+    this.#root = root;
+    this.#type = type;
+    this.#temp = temp;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  append(data: Uint8Array): Promise<void> {
+    if (this.#state !== 'open') return Promise.reject(ended());
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    try {
+      // Whatever is gathered goes first: before a large append, or when this one does not fit behind it.
+      if (data.byteLength >= GATHER_BYTES / 2) {
+        this.#flush();
+        this.#write(data);
+      } else {
+        if (data.byteLength > GATHER_BYTES - this.#gathered) this.#flush();
+        this.#gather ??= new Uint8Array(GATHER_BYTES);
+        this.#gather.set(data, this.#gathered);
+        this.#gathered += data.byteLength;
+      }
+      this.#size += data.byteLength;
+      return Promise.resolve();
+    } catch (e) {
+      this.#failure = translateFsError(e, 'save', this.#root, this.#temp);
+      return Promise.reject(this.#failure);
+    }
+  }
+
+  async commit(h: Handle): Promise<void> {
+    if (this.#state !== 'open') throw ended();
+    this.#state = 'ended';
+    let target = this.#temp;
+    let renamed = false;
+    try {
+      checkHandle(h);
+      target = path.join(this.#root, handlePath(h));
+      if (h.type !== this.#type) {
+        throw new BackupError('INVALID_ARGUMENT', `a file staged as ${this.#type} cannot be committed as ${h.type}; this is a bug in the caller, please report it`);
+      }
+      if (this.#failure !== undefined) throw this.#failure;
+      this.#flush();
+      this.#gather = undefined;
+      const fd = this.#open();
+      await fsyncFd(fd);
+      this.#fd = undefined;
+      await closeFd(fd);
+      await renameIntoPlace(this.#temp, target);
+      renamed = true;
+      await syncDir(path.dirname(target));
+    } catch (e) {
+      // As in save: once renamed, the file is whole and stays; before, nothing may remain of it.
+      if (!renamed) await this.#removeTemp();
+      throw translateFsError(e, 'save', this.#root, target);
+    }
+  }
+
+  async discard(): Promise<void> {
+    if (this.#state !== 'open') return;
+    this.#state = 'ended';
+    await this.#removeTemp();
+  }
+
+  /** Writes the gathered small appends. */
+  #flush(): void {
+    if (this.#gathered === 0) return;
+    const gathered = this.#gather!.subarray(0, this.#gathered);
+    this.#gathered = 0;
+    this.#write(gathered);
+  }
+
+  #write(data: Uint8Array): void {
+    const fd = this.#open();
+    let written = 0;
+    while (written < data.byteLength) {
+      const n = fs.writeSync(fd, data, written, data.byteLength - written);
+      if (n <= 0) throw new Error(`short write to ${this.#temp}`);
+      written += n;
+    }
+  }
+
+  /** The temporary file's descriptor, created on first use (also for a file committed empty). */
+  #open(): number {
+    if (this.#fd !== undefined) return this.#fd;
+    try {
+      this.#fd = fs.openSync(this.#temp, 'wx', FILE_MODE);
+    } catch (e) {
+      if (errorCode(e) !== 'ENOENT') throw e;
+      // tmp/ is missing (a repository copied without its empty folders): recreate it, but never the root itself.
+      try {
+        fs.mkdirSync(path.dirname(this.#temp), { mode: DIR_MODE });
+      } catch (e2) {
+        if (errorCode(e2) !== 'EEXIST') throw e2;
+      }
+      this.#fd = fs.openSync(this.#temp, 'wx', FILE_MODE);
+    }
+    return this.#fd;
+  }
+
+  async #removeTemp(): Promise<void> {
+    this.#gather = undefined;
+    const fd = this.#fd;
+    this.#fd = undefined;
+    if (fd !== undefined) await closeFd(fd).catch(() => {});
+    await fsp.rm(this.#temp, { force: true }).catch(() => {});
+  }
+}
+
+function ended(): BackupError {
+  return new BackupError('INTERNAL', 'this staged file was already committed or discarded; this is a bug in the caller, please report it');
 }
 
 /** fsync a folder so that a rename or create in it survives a crash. */

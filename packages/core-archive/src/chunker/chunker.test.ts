@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -287,6 +287,75 @@ describe('FdChunkReader', () => {
       ),
       { numRuns: 30 },
     );
+  });
+
+  /** Reads through a caller's buffer of `size` bytes, as the backup workers do. */
+  function readThrough(path: string, params: ChunkerParams, readSize: number, size: number): { lengths: number[]; joined: Uint8Array; grown: boolean } {
+    const fd = openSync(path, 'r');
+    try {
+      const buffer = new Uint8Array(size);
+      const reader = new FdChunkReader(fd, params, readSize, buffer);
+      const lengths: number[] = [];
+      const copies: Uint8Array[] = [];
+      for (let chunk = reader.next(); chunk !== null; chunk = reader.next()) {
+        // Until a chunk does not fit, the chunks are views into the caller's buffer.
+        expect(chunk.buffer === buffer.buffer).toBe(reader.grown === undefined);
+        lengths.push(chunk.length);
+        copies.push(chunk.slice());
+      }
+      expect(reader.bytesRead).toBe(copies.reduce((n, c) => n + c.length, 0));
+      return { lengths, joined: Buffer.concat(copies), grown: reader.grown !== undefined };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it('cuts the same chunks through a small buffer that grows only for a chunk that does not fit', () => {
+    const segment = fc.oneof(
+      fc.integer({ min: 1, max: 150_000 }).map((n) => new Uint8Array(randomBytes(n))),
+      // runs of zeros cut at exactly maxSize, once or several times, with or without a remainder
+      fc.constantFrom(SMALL.maxSize, 2 * SMALL.maxSize, SMALL.maxSize - 1, SMALL.maxSize + 1, 3 * SMALL.maxSize + 5000).map((n) => new Uint8Array(n)),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(segment, { maxLength: 5 }),
+        fc.constantFrom(SMALL.minSize + 1, 3 * SMALL.minSize, SMALL.avgSize + 1000, SMALL.maxSize, SMALL.maxSize + 4096),
+        fc.constantFrom(1, 4096, 65536),
+        (segments, size, readSize) => {
+          const data = Buffer.concat(segments);
+          const path = join(dir, 'growing');
+          writeFileSync(path, data);
+          const { lengths, joined, grown } = readThrough(path, small, readSize, size);
+          expect(lengths).toEqual(referenceLengths(small, data));
+          expect(Buffer.compare(joined, data)).toBe(0);
+          if (lengths.every((n) => n < size)) expect(grown).toBe(false);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('cuts a sparse file with the default sizes through a 2 MiB buffer as through a full one', () => {
+    const { maxSize } = DEFAULT_CHUNK_SIZES;
+    const path = join(dir, 'sparse');
+    const fd = openSync(path, 'w');
+    try {
+      // random data, a hole of 2.5 maxSize (zeros cut at exactly maxSize), data again, a hole to the end
+      writeSync(fd, counterStream(3 * 1024 * 1024), 0, undefined, 0);
+      writeSync(fd, counterStream(5 * 1024 * 1024 + 17), 0, undefined, 3 * 1024 * 1024 + 2.5 * maxSize);
+      ftruncateSync(fd, 3 * 1024 * 1024 + 2.5 * maxSize + 5 * 1024 * 1024 + 17 + maxSize + 3);
+    } finally {
+      closeSync(fd);
+    }
+    const params = createChunkerParams(countingSecret);
+    const data = new Uint8Array(readFileSync(path));
+    const expected = chunkLengths(params, data);
+    expect(expected.filter((n) => n === maxSize).length).toBeGreaterThanOrEqual(3);
+    const { lengths, joined, grown } = readThrough(path, params, 1024 * 1024, 2 * 1024 * 1024);
+    expect(lengths).toEqual(expected);
+    expect(grown).toBe(true);
+    expect(Buffer.compare(joined, data)).toBe(0);
+    expect(readThrough(path, params, 1024 * 1024, maxSize + 1024 * 1024).lengths).toEqual(expected);
   });
 
   it('returns views into one reused buffer', () => {

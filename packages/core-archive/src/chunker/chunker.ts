@@ -136,21 +136,37 @@ export function cutPoint(params: ChunkerParams, data: Uint8Array, start: number,
   if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= data.length)) {
     throw new BackupError('INVALID_ARGUMENT', `cutPoint range [${start}, ${end}) is outside the ${data.length}-byte buffer`);
   }
+  return resumeCut(params, data, start, end, eof, 0, 0);
+}
+
+/**
+ * cutPoint, continuing a search that an earlier call for the same chunk start ended with -1: the bytes before
+ * start + `scanned` were hashed then, leaving hash `h` (scanHash after that call). A boundary depends only on the
+ * bytes from the chunk's start and the first match wins, so resuming gives the cut a single scan would give, while
+ * a reader with a small buffer does not hash the unfinished chunk again after each refill. On -1, scanHash holds
+ * the hash at the end of the scanned bytes (end - start of them, or fewer than minSize: then none).
+ */
+function resumeCut(params: ChunkerParams, data: Uint8Array, start: number, end: number, eof: boolean, scanned: number, h: number): number {
   const { gear, maskS, maskL } = prepare(params);
   const { minSize, avgSize, maxSize } = params;
   const available = end - start;
-  if (available <= minSize) return eof ? available : -1;
+  if (available <= minSize) {
+    scanHash = 0;
+    return eof ? available : -1;
+  }
   const limit = start + (available < maxSize ? available : maxSize);
   const normalEnd = start + (avgSize < limit - start ? avgSize : limit - start);
-  const from = start + minSize;
+  let from = start + minSize;
+  if (scanned > minSize) from = start + scanned;
+  else h = 0;
   let at = -1;
-  let h = 0;
   if (from < normalEnd) {
-    at = scan(gear, data, from, normalEnd, maskS, 0);
+    at = scan(gear, data, from, normalEnd, maskS, h);
     if (at >= 0) return at + 1 - start;
     h = scanHash;
+    from = normalEnd;
   }
-  at = scan(gear, data, from > normalEnd ? from : normalEnd, limit, maskL, h);
+  at = scan(gear, data, from, limit, maskL, h);
   if (at >= 0) return at + 1 - start;
   if (available >= maxSize) return maxSize;
   return eof ? available : -1;
@@ -173,25 +189,32 @@ export const DEFAULT_READ_SIZE = 4 * 1024 * 1024;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * Cuts what a file descriptor yields (a file, a pipe, stdin) into chunks, synchronously, with one reusable buffer of
- * maxSize + readSize bytes. The buffer is refilled only when the buffered bytes hold no boundary: the unfinished chunk
- * is moved to the front (a copy of less than maxSize bytes, usually about one average chunk) and at least readSize
- * bytes are read behind it, after which the chunk is cut for sure. The descriptor is read from its current position
- * and is not closed here.
+ * Cuts what a file descriptor yields (a file, a pipe, stdin) into chunks, synchronously, with one reusable buffer.
+ * The buffer is refilled only when the buffered bytes hold no boundary: the unfinished chunk is moved to the front
+ * (a copy of less than maxSize bytes, usually about one average chunk) and the rest of the buffer is read behind it;
+ * the search for its boundary resumes where it stopped. A buffer of maxSize + readSize bytes cuts a chunk after every
+ * refill. A smaller one (a caller short of memory) is swapped, for this reader only, for one of that size when the
+ * unfinished chunk fills it. The descriptor is read from its current position and is not closed here.
  */
 export class FdChunkReader {
   readonly #fd: number;
   readonly #params: ChunkerParams;
-  readonly #buffer: Uint8Array;
+  readonly #readSize: number;
+  #buffer: Uint8Array;
   #start = 0;
   #end = 0;
   #eof = false;
   #bytesRead = 0;
+  #grownBuffer: Uint8Array | undefined;
+  /** bytes from #start already hashed by a search that found no boundary, and the hash after them */
+  #scanned = 0;
+  #hash = 0;
 
   /**
-   * `buffer`, when given and at least maxSize + readSize bytes, is used instead of a new one: a caller reading
-   * many files passes the same buffer each time (a fresh 12 MiB buffer per file dominated the cost of
-   * medium-sized files and left garbage for the collector).
+   * `buffer`, when given, is used instead of a new one of maxSize + readSize bytes: a caller reading many files passes
+   * the same buffer each time (a fresh 12 MiB buffer per file dominated the cost of medium-sized files and left
+   * garbage for the collector). A buffer smaller than that is replaced by a larger one of the reader's own when a
+   * chunk does not fit (see `grown`); the caller's buffer is then left as it is.
    */
   constructor(fd: number, params: ChunkerParams, readSize: number = DEFAULT_READ_SIZE, buffer?: Uint8Array) {
     if (!Number.isInteger(readSize) || readSize < 1) {
@@ -200,7 +223,8 @@ export class FdChunkReader {
     prepare(params);
     this.#fd = fd;
     this.#params = params;
-    this.#buffer = buffer !== undefined && buffer.length >= params.maxSize + readSize ? buffer : new Uint8Array(params.maxSize + readSize);
+    this.#readSize = readSize;
+    this.#buffer = buffer !== undefined && buffer.length > 0 ? buffer : new Uint8Array(params.maxSize + readSize);
   }
 
   /** Bytes read from the descriptor so far (the file's size once next() has returned null). */
@@ -208,31 +232,57 @@ export class FdChunkReader {
     return this.#bytesRead;
   }
 
+  /** The buffer the reader grew into when the caller's was too small for a chunk, or undefined (free it when done). */
+  get grown(): Uint8Array | undefined {
+    return this.#grownBuffer;
+  }
+
   /**
    * The next chunk, as a view into the reader's buffer that is valid only until the next call (copy what you keep),
    * or null at end of input.
    */
   next(): Uint8Array | null {
-    let length = this.#start === this.#end ? -1 : cutPoint(this.#params, this.#buffer, this.#start, this.#end, this.#eof);
-    if (length < 0 && !this.#eof) {
+    if (this.#start === this.#end && this.#eof) return null;
+    let length = this.#start === this.#end ? -1 : this.#cut();
+    while (length < 0 && !this.#eof) {
       this.#fill();
       if (this.#start === this.#end) return null;
-      length = cutPoint(this.#params, this.#buffer, this.#start, this.#end, this.#eof);
-      // After a refill either maxSize bytes are buffered or the input has ended, so a cut always exists.
-      if (length <= 0) throw new BackupError('INTERNAL', 'the chunker found no cut after a full refill');
+      length = this.#cut();
     }
-    if (length <= 0) return null;
+    // At end of input cutPoint always cuts what is left.
+    if (length <= 0) {
+      if (this.#start < this.#end) throw new BackupError('INTERNAL', 'the chunker found no cut at the end of the input');
+      return null;
+    }
     const chunk = this.#buffer.subarray(this.#start, this.#start + length);
     this.#start += length;
+    this.#scanned = 0;
+    this.#hash = 0;
     return chunk;
   }
 
+  #cut(): number {
+    const length = resumeCut(this.#params, this.#buffer, this.#start, this.#end, this.#eof, this.#scanned, this.#hash);
+    if (length < 0) {
+      this.#scanned = this.#end - this.#start;
+      this.#hash = scanHash;
+    }
+    return length;
+  }
+
   #fill(): void {
-    const buffer = this.#buffer;
+    let buffer = this.#buffer;
     if (this.#start > 0) {
       buffer.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
       this.#start = 0;
+    }
+    if (this.#end === buffer.length) {
+      // The unfinished chunk fills the buffer: grow it, at once to the size that always holds a chunk (a chunk this
+      // long is most often a run of zeros cut at maxSize, so doubling would only copy it more times).
+      const bigger = new Uint8Array(this.#params.maxSize + this.#readSize);
+      bigger.set(buffer.subarray(0, this.#end));
+      this.#buffer = this.#grownBuffer = buffer = bigger;
     }
     while (this.#end < buffer.length) {
       let n: number;

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { isBackupError } from '../errors.ts';
 import type { CompressionOptions } from '../compress.ts';
 import { BlobOpener } from './blob-opener.ts';
+import { ENVELOPE_OVERHEAD } from './aead.ts';
 import { openBlob, sealBlob } from './blob.ts';
 import { sha256 } from './hash.ts';
 
@@ -69,6 +70,69 @@ describe('BlobOpener', () => {
       expect(Buffer.from(opener.open('data', id, envelope, plaintext.byteLength, 'blob x')).equals(Buffer.from(plaintext))).toBe(true);
     }
     expect(corruptMessage(() => opener.open('data', sha256(new Uint8Array(0)), new Uint8Array(10), 0, 'blob y'))).toMatch(/blob y failed authentication/);
+    opener.close();
+  });
+
+  it('digest hashes what open opens, small and large, raw and compressed, in place or not', () => {
+    const opener = new BlobOpener(key);
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.uint8Array({ maxLength: 3000 }), fc.nat({ max: 1_200_000 }).map((n) => text(n, n)), fc.integer({ min: 65_400, max: 65_700 }).map((n) => new Uint8Array(randomBytes(n))), fc.nat({ max: 200_000 }).map((n) => new Uint8Array(randomBytes(n)))),
+        fc.constantFrom('data' as const, 'tree' as const),
+        fc.constantFrom(zstd, none),
+        fc.boolean(),
+        (plaintext, type, opts, inPlace) => {
+          const id = sha256(plaintext);
+          const envelope = sealBlob(key, type, id, plaintext, opts);
+          const copy = envelope.slice();
+          expect(opener.digest(type, id, copy, plaintext.byteLength, 'blob', inPlace)).toBe(Buffer.from(id).toString('hex'));
+          // Only in place does the envelope change, and then only one whose ciphertext exceeds a 64 KiB slice.
+          expect(Buffer.from(copy).equals(Buffer.from(envelope))).toBe(!inPlace || envelope.byteLength - ENVELOPE_OVERHEAD <= 64 * 1024);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    // Sizes around the steps the decompression buffer grows by.
+    for (const n of [256 * 1024 - 1, 256 * 1024, 1024 * 1024, 2 * 1024 * 1024 + 1, 1024 * 1024 + 5]) {
+      const plaintext = text(n, 5);
+      const id = sha256(plaintext);
+      expect(opener.digest('data', id, sealBlob(key, 'data', id, plaintext, zstd), n, 'blob')).toBe(Buffer.from(id).toString('hex'));
+    }
+    opener.close();
+  });
+
+  it('digest fails as open does, also on a large frame whose length the index gets wrong', () => {
+    const opener = new BlobOpener(key);
+    for (const plaintext of [text(1000, 1), text(900_000, 2), new Uint8Array(randomBytes(150_000))]) {
+      const id = sha256(plaintext);
+      const envelope = sealBlob(key, 'data', id, plaintext, zstd);
+      expect(corruptMessage(() => opener.digest('tree', id, envelope.slice(), plaintext.byteLength, 'blob x', true))).toMatch(/blob x failed authentication/);
+      const flipped = envelope.slice();
+      flipped[flipped.byteLength >> 1]! ^= 1;
+      expect(corruptMessage(() => opener.digest('data', id, flipped, plaintext.byteLength, 'blob x', true))).toMatch(/failed authentication/);
+      for (const wrong of [plaintext.byteLength - 1, plaintext.byteLength + 1, plaintext.byteLength >> 1]) {
+        const mine = corruptMessage(() => opener.digest('data', id, envelope.slice(), wrong, 'blob x'));
+        expect(mine).toMatch(/^blob x is damaged/);
+      }
+      expect(opener.digest('data', id, envelope.slice(), plaintext.byteLength, 'blob x', true)).toBe(Buffer.from(id).toString('hex'));
+    }
+    opener.close();
+  });
+
+  it('frees an outgrown decompression buffer at once, and grows it to little more than the largest blob', () => {
+    const opener = new BlobOpener(key);
+    const sealed = (n: number) => {
+      const plaintext = text(n, n);
+      const id = sha256(plaintext);
+      return { id, n, envelope: sealBlob(key, 'data', id, plaintext, zstd) };
+    };
+    const small = sealed(300_000);
+    const large = sealed(3_000_000);
+    const first = opener.open('data', small.id, small.envelope, small.n, 'blob');
+    expect(first.buffer.byteLength).toBeGreaterThan(small.n);
+    const second = opener.open('data', large.id, large.envelope, large.n, 'blob');
+    expect(first.buffer.byteLength).toBe(0);
+    expect(second.buffer.byteLength).toBeLessThanOrEqual(large.n + 256 * 1024);
     opener.close();
   });
 

@@ -4,11 +4,12 @@
  * reused buffer by one reused zstd context, and the key imported once, so that a blob costs no allocation beyond the
  * cipher's own output, which is freed as soon as the blob is done.
  */
-import { createDecipheriv, createSecretKey } from 'node:crypto';
+import { createDecipheriv, createSecretKey, hash } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { BackupError } from '../errors.ts';
 import type { BlobType } from '../format.ts';
 import { decodePayload, DEFAULT_MAX_PAYLOAD, PAYLOAD_RAW, PAYLOAD_ZSTD, ZstdDecompressor } from '../compress.ts';
+import { releaseBytes } from './bytes.ts';
 import { authenticationError, blobAad, ENVELOPE_OVERHEAD, KEY_BYTES, NONCE_BYTES, TAG_BYTES } from './aead.ts';
 
 /**
@@ -39,17 +40,39 @@ export class BlobOpener {
     this.#release();
     const payload = this.#decrypt(envelope, blobAad(type, id), what);
     if (payload.buffer !== this.#payloadBuffer.buffer) this.#payload = payload;
+    return this.#plaintext(payload, rawLength, what);
+  }
+
+  #plaintext(payload: Uint8Array, rawLength: number, what: string): Uint8Array {
     const method = payload[0];
     if (method === PAYLOAD_RAW && payload.byteLength - 1 === rawLength) return payload.subarray(1);
     // A plaintext larger than any blob the archiver makes is decoded the ordinary way, whose output grows with what
     // the frame really holds, so that a damaged index entry cannot make this thread reserve gigabytes up front.
     if (method === PAYLOAD_ZSTD && Number.isSafeInteger(rawLength) && rawLength >= 0 && rawLength <= DEFAULT_MAX_PAYLOAD) {
-      if (this.#scratch.byteLength < rawLength + 1) this.#scratch = new Uint8Array(Math.max(rawLength + 1, 2 * this.#scratch.byteLength));
+      // Grown by doubling, but to no more than the next multiple of GROWTH_STEP (doubling alone would hold up to twice
+      // the largest blob); the outgrown buffer is freed at once, as nothing may use a plaintext after the next call.
+      if (this.#scratch.byteLength < rawLength + 1) {
+        const size = Math.min(Math.max(rawLength + 1, 2 * this.#scratch.byteLength), Math.ceil((rawLength + 1) / GROWTH_STEP) * GROWTH_STEP);
+        releaseBytes(this.#scratch);
+        this.#scratch = new Uint8Array(size);
+      }
       this.#zstd.decompressInto(payload.subarray(1), this.#scratch, 0, rawLength, what);
       return this.#scratch.subarray(0, rawLength);
     }
     // Anything else (raw of the wrong length, an unknown method, an empty payload) fails there, saying why.
     return decodePayload(payload, what, rawLength);
+  }
+
+  /**
+   * The SHA-256 (hex) of the blob's plaintext, with the checks of `open`, for callers that only compare it with the
+   * id. With `inPlace` the envelope, which the caller owns and no longer needs, is decrypted into itself (its bytes
+   * are overwritten) rather than into a buffer of this opener's as large as the largest blob.
+   */
+  digest(type: BlobType, id: Uint8Array, envelope: Uint8Array, rawLength: number, what: string, inPlace = false): string {
+    this.#release();
+    const payload = this.#decrypt(envelope, blobAad(type, id), what, inPlace);
+    if (payload.buffer !== this.#payloadBuffer.buffer && payload.buffer !== envelope.buffer) this.#payload = payload;
+    return hash('sha256', this.#plaintext(payload, rawLength, what));
   }
 
   close(): void {
@@ -59,7 +82,8 @@ export class BlobOpener {
     this.#payloadBuffer = new Uint8Array(0);
   }
 
-  #decrypt(envelope: Uint8Array, aad: Uint8Array, what: string): Uint8Array {
+  /** With `inPlace`, a large payload is decrypted into the envelope's own bytes (see digest). */
+  #decrypt(envelope: Uint8Array, aad: Uint8Array, what: string, inPlace = false): Uint8Array {
     if (envelope.byteLength < ENVELOPE_OVERHEAD) throw authenticationError(what);
     const decipher = createDecipheriv('aes-256-gcm', this.#key, envelope.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
     decipher.setAAD(aad);
@@ -74,16 +98,17 @@ export class BlobOpener {
       // A large payload is decrypted in slices into a buffer kept from blob to blob: the cipher's output for the
       // whole would be a fresh allocation above malloc's mmap threshold, whose pages the kernel maps and zeroes
       // anew for every blob (measured: twice the CPU of the decryption itself, most of it in the kernel).
-      if (this.#payloadBuffer.byteLength < ciphertext.byteLength) {
+      if (!inPlace && this.#payloadBuffer.byteLength < ciphertext.byteLength) {
         this.#payloadBuffer = new Uint8Array(Math.max(ciphertext.byteLength, 2 * this.#payloadBuffer.byteLength));
       }
-      const out = this.#payloadBuffer;
+      // In place, each slice's output (a copy, as long as its input) lands on the ciphertext already consumed.
+      const out = inPlace ? ciphertext : this.#payloadBuffer;
       let at = 0;
       for (let o = 0; o < ciphertext.byteLength; o += DECRYPT_SLICE) {
         const part = decipher.update(ciphertext.subarray(o, o + DECRYPT_SLICE));
         out.set(part, at);
         at += part.byteLength;
-        releaseOwn(part);
+        releaseBytes(part);
       }
       const rest = decipher.final();
       out.set(rest, at);
@@ -102,20 +127,11 @@ export class BlobOpener {
   #release(): void {
     const p = this.#payload;
     this.#payload = undefined;
-    if (p !== undefined) releaseOwn(p);
+    if (p !== undefined) releaseBytes(p);
   }
 }
 
+/** The granularity of the decompression buffer's size beyond its doubling. */
+const GROWTH_STEP = 256 * 1024;
 /** Slices of ciphertext decrypted at a time for large payloads: each output stays below malloc's mmap threshold. */
 const DECRYPT_SLICE = 64 * 1024;
-
-/** Frees a cipher output that is a whole buffer of its own now (see BlobOpener#release); leaves anything else. */
-function releaseOwn(p: Uint8Array): void {
-  const buffer = p.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer; readonly detached?: boolean };
-  if (!(buffer instanceof ArrayBuffer) || p.byteOffset !== 0 || p.byteLength !== buffer.byteLength || buffer.detached === true) return;
-  try {
-    buffer.transfer?.(0);
-  } catch {
-    // Not detachable: the collector frees it.
-  }
-}

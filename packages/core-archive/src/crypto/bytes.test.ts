@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, concatBytes, ownedBytes, strictUtf8Decode, utf8 } from './bytes.ts';
+import { bytesEqual, concatBytes, ownedBytes, releaseBytes, strictUtf8Decode, utf8 } from './bytes.ts';
 
 describe('ownedBytes', () => {
   it('copies a view into a larger buffer', () => {
@@ -31,5 +31,32 @@ describe('helpers', () => {
   it('decodes UTF-8 strictly', () => {
     expect(strictUtf8Decode(utf8('wörld'))).toBe('wörld');
     expect(() => strictUtf8Decode(Uint8Array.of(0xff, 0xfe))).toThrow(TypeError);
+  });
+});
+
+describe('releaseBytes', () => {
+  it('frees a buffer of its own at once, and a part of one only when the caller owns all of it', () => {
+    const whole = new Uint8Array(200_000).fill(1);
+    releaseBytes(whole);
+    expect(whole.byteLength).toBe(0);
+
+    const shared = new Uint8Array(200_000);
+    const part = shared.subarray(10, 100);
+    releaseBytes(part);
+    expect(shared.byteLength).toBe(200_000);
+    releaseBytes(part, true);
+    expect(shared.byteLength).toBe(0);
+  });
+
+  it('leaves slices of Node\'s shared Buffer pool alone, and ignores buffers already released', () => {
+    const pooled = Buffer.from('a few bytes from the pool');
+    const neighbour = Buffer.from('another slice of the same pool');
+    releaseBytes(pooled, true);
+    releaseBytes(pooled);
+    expect(pooled.toString()).toBe('a few bytes from the pool');
+    expect(neighbour.toString()).toBe('another slice of the same pool');
+    const gone = new Uint8Array(10);
+    releaseBytes(gone);
+    expect(() => releaseBytes(gone)).not.toThrow();
   });
 });

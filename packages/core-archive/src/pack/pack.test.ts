@@ -10,7 +10,7 @@ import { bytesToId, idToBytes, sha256, sha256Hex } from '../crypto/hash.ts';
 import { ZstdCompressor } from '../compress.ts';
 import type { CompressionOptions } from '../compress.ts';
 import { blobAad } from '../crypto/aead.ts';
-import { HEADER_ENTRY_BYTES, PACK_TAIL_GUESS, PackBuilder, parsePackTrailer, readPackHeader, releaseBytes, sealChunkInto, sealedChunkBound } from './pack.ts';
+import { HEADER_ENTRY_BYTES, PACK_TAIL_GUESS, PackBuilder, parsePackTrailer, readPackHeader, sealChunkInto, sealedChunkBound } from './pack.ts';
 
 const key = new Uint8Array(randomBytes(32));
 const zstd: CompressionOptions = { compression: 'zstd', level: 3 };
@@ -152,6 +152,32 @@ describe('PackBuilder memory', () => {
   });
 });
 
+describe('PackBuilder without a buffer', () => {
+  it('hashes and lists the envelopes the caller writes, and gives the tail that completes the same pack layout', async () => {
+    const builder = new PackBuilder(key, false);
+    const blobs = [Uint8Array.of(1, 2, 3), new Uint8Array(5000).fill(9), new Uint8Array(randomBytes(70_000))].map((p) => blob('data', p));
+    const written: Uint8Array[] = [];
+    for (const b of blobs) {
+      expect(builder.add(b.type, b.id, b.envelope, b.plaintext.byteLength)).toBe(true);
+      written.push(b.envelope);
+    }
+    // A repeat is refused, so the caller does not write it either.
+    expect(builder.add('data', blobs[0]!.id, blobs[0]!.envelope, 3)).toBe(false);
+    expect(() => builder.buffer).toThrow(/no buffer/);
+    expect(() => builder.finish()).toThrow(/finishTail/);
+    const { tail, size, id, blobs: entries } = builder.finishTail();
+    const bytes = new Uint8Array(Buffer.concat([...written, tail]));
+    expect(size).toBe(bytes.byteLength);
+    expect(id).toBe(sha256Hex(bytes));
+    expect(await readPackHeader(loader(bytes), bytes.byteLength, key, id)).toEqual(entries);
+    for (const [i, e] of entries.entries()) {
+      expect(openBlob(key, e.type, idToBytes(e.id), bytes.subarray(e.offset, e.offset + e.length), e.rawLength, 'b')).toEqual(blobs[i]!.plaintext);
+    }
+    expect(() => builder.finishTail()).toThrow(/already finished/);
+    expect(() => new PackBuilder(key).finishTail()).toThrow(/finish/);
+  });
+});
+
 describe('sealChunkInto', () => {
   const compressor = new ZstdCompressor(3);
   const text = (n: number): Uint8Array => new TextEncoder().encode('#include <stdio.h>\nint main(void) { return 0; }\n'.repeat(Math.ceil(n / 48))).subarray(0, n);
@@ -181,33 +207,6 @@ describe('sealChunkInto', () => {
   it('refuses a buffer below the bound instead of writing past it', () => {
     const data = text(10_000);
     expect(() => sealChunkInto(new Uint8Array(sealedChunkBound(data.byteLength, compressor) - 1), 0, key, blobAad('data', sha256(data)), data, compressor)).toThrow(RangeError);
-  });
-});
-
-describe('releaseBytes', () => {
-  it('frees a buffer of its own at once, and a part of one only when the caller owns all of it', () => {
-    const whole = new Uint8Array(200_000).fill(1);
-    releaseBytes(whole);
-    expect(whole.byteLength).toBe(0);
-
-    const shared = new Uint8Array(200_000);
-    const part = shared.subarray(10, 100);
-    releaseBytes(part);
-    expect(shared.byteLength).toBe(200_000);
-    releaseBytes(part, true);
-    expect(shared.byteLength).toBe(0);
-  });
-
-  it('leaves slices of Node\'s shared Buffer pool alone, and ignores buffers already released', () => {
-    const pooled = Buffer.from('a few bytes from the pool');
-    const neighbour = Buffer.from('another slice of the same pool');
-    releaseBytes(pooled, true);
-    releaseBytes(pooled);
-    expect(pooled.toString()).toBe('a few bytes from the pool');
-    expect(neighbour.toString()).toBe('another slice of the same pool');
-    const gone = new Uint8Array(10);
-    releaseBytes(gone);
-    expect(() => releaseBytes(gone)).not.toThrow();
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * Pack files (docs/format.md, "Blobs and packs"): blob envelopes back to back, then a sealed header listing them,
  * then the header envelope's length as uint32le. Writing builds the whole pack in one buffer (packs are ~16 MiB),
- * which the caller may hand to the next pack once this one is saved; reading the header needs only the file's tail.
+ * which the caller may hand to the next pack once this one is saved, or, when the caller streams the envelopes to
+ * storage itself, keeps only the pack's id hash and header; reading the header needs only the file's tail.
  * Also the helpers that seal the blobs of packs without leaving their buffers to the garbage collector.
  */
 import { BackupError } from '../errors.ts';
@@ -9,6 +10,7 @@ import type { BlobType, IndexBlobEntry } from '../format.ts';
 import { createCipheriv, createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import { ENVELOPE_OVERHEAD, fillNonce, KEY_BYTES, keyObject, metadataAad, NONCE_BYTES, open, seal, TAG_BYTES } from '../crypto/aead.ts';
+import { releaseBytes } from '../crypto/bytes.ts';
 import { bytesToId, idToBytes, isId } from '../crypto/hash.ts';
 import { decodePayload, PAYLOAD_RAW, PAYLOAD_ZSTD, zstdFrameBound } from '../compress.ts';
 import type { ZstdCompressor } from '../compress.ts';
@@ -27,26 +29,6 @@ export function packOverhead(count: number): number {
   return ENVELOPE_OVERHEAD + 1 + HEADER_ENTRY_BYTES * count + TRAILER_BYTES;
 }
 const DEFAULT_BUFFER_BYTES = 64 * 1024;
-
-/**
- * Frees the memory behind `bytes` now, by detaching its ArrayBuffer, instead of whenever V8 next collects garbage:
- * V8 lets tens of megabytes of dead buffers pile up per thread before it does (their size is invisible to its young
- * generation), and the malloc heaps they lived in stay that large. Only for memory that nothing else uses: every
- * view of the buffer reads as empty afterwards. A view of part of a buffer is released only when the caller knows
- * the whole buffer is its own (`ownsBuffer`). Node's shared Buffer pool cannot be detached: its slices are left to
- * the collector.
- */
-export function releaseBytes(bytes: Uint8Array, ownsBuffer = false): void {
-  const buffer = bytes.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer; readonly detached?: boolean };
-  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0 || buffer.detached === true) return;
-  // A part of a pool-sized buffer is most likely a pool slice: skip it without paying for the refusal below.
-  if (bytes.byteLength !== buffer.byteLength && (!ownsBuffer || buffer.byteLength === Buffer.poolSize)) return;
-  try {
-    buffer.transfer?.(0);
-  } catch {
-    // Not detachable (Node's pool, or memory Node keeps for itself): the collector frees it as before.
-  }
-}
 
 // ---- sealing and opening blobs without garbage: workers and the pack saver handle thousands of blobs a second ----
 
@@ -112,6 +94,18 @@ export function sealChunkInto(out: Uint8Array, at: number, key: Uint8Array, aad:
   return sealBlobInto(out, at, key, aad, [RAW_BYTE, data]);
 }
 
+/** The end of a pack whose envelopes the caller wrote itself (a PackBuilder without a buffer). */
+export interface FinishedPackTail {
+  /** The header envelope and trailer, to write after the envelopes. */
+  tail: Uint8Array;
+  /** Size of the whole pack file, envelopes and tail. */
+  size: number;
+  /** sha256Hex of the pack file: its name under data/. */
+  id: string;
+  /** Index entries of the pack's blobs, in pack order. */
+  blobs: IndexBlobEntry[];
+}
+
 export interface FinishedPack {
   /** The pack file as pieces, in order, for streaming uploads: here the single piece `bytes`. */
   parts: Uint8Array[];
@@ -135,12 +129,15 @@ interface PendingBlob {
  * builder refuses to mix them. A blob id added twice is stored once: add() returns false for the repeat.
  * Envelopes are copied into one buffer as they arrive, and the header and trailer are written behind them, so the
  * finished pack is that buffer's prefix: no list of envelopes to keep alive, and no second copy to join them.
+ * Built without a buffer (`buffer` false), it only hashes and lists the envelopes, which the caller writes out in
+ * the order it adds them, and `finishTail` gives what goes after them.
  */
 export class PackBuilder {
   readonly #key: Uint8Array;
   readonly #blobs: PendingBlob[] = [];
   readonly #ids = new Set<string>();
-  #buffer: Uint8Array;
+  /** undefined when the caller writes the envelopes itself */
+  #buffer: Uint8Array | undefined;
   #size = 0;
   #finished = false;
   /**
@@ -151,14 +148,15 @@ export class PackBuilder {
 
   /**
    * `buffer`, when given, is the memory the pack is built in (a buffer of an earlier pack that has been saved, or
-   * one sized for a full pack); a larger one replaces it when it runs out of room.
+   * one sized for a full pack); a larger one replaces it when it runs out of room. `false`: no buffer at all, the
+   * caller writes each envelope out as it adds it (see finishTail).
    */
-  constructor(key: Uint8Array, buffer?: Uint8Array) {
+  constructor(key: Uint8Array, buffer?: Uint8Array | false) {
     if (key.byteLength !== KEY_BYTES) {
       throw new BackupError('INVALID_ARGUMENT', `an encryption key is ${KEY_BYTES} bytes, got ${key.byteLength}`);
     }
     this.#key = key;
-    this.#buffer = buffer ?? new Uint8Array(DEFAULT_BUFFER_BYTES);
+    this.#buffer = buffer === false ? undefined : (buffer ?? new Uint8Array(DEFAULT_BUFFER_BYTES));
   }
 
   /** Blob bytes added so far (the header and trailer come on top). */
@@ -177,6 +175,7 @@ export class PackBuilder {
 
   /** The memory the pack is built in; once the finished pack is saved, it can be given to the next builder. */
   get buffer(): Uint8Array {
+    if (this.#buffer === undefined) throw new BackupError('INTERNAL', 'this pack builder has no buffer');
     return this.#buffer;
   }
 
@@ -201,8 +200,10 @@ export class PackBuilder {
       throw new BackupError('INVALID_ARGUMENT', `blob ${id} has an invalid raw length ${String(rawLength)}`);
     }
     if (this.#ids.has(id)) return false;
-    this.#reserve(this.#size + envelope.byteLength);
-    this.#buffer.set(envelope, this.#size);
+    if (this.#buffer !== undefined) {
+      this.#reserve(this.#size + envelope.byteLength);
+      this.#buffer.set(envelope, this.#size);
+    }
     this.#hash.update(envelope);
     this.#ids.add(id);
     this.#blobs.push({ type, id, length: envelope.byteLength, rawLength });
@@ -211,6 +212,32 @@ export class PackBuilder {
   }
 
   finish(): FinishedPack {
+    if (this.#buffer === undefined) throw new BackupError('INTERNAL', 'a pack builder without a buffer is finished with finishTail');
+    const { headerEnvelope, blobs } = this.#seal();
+    const total = this.#size + headerEnvelope.byteLength + TRAILER_BYTES;
+    this.#reserve(total);
+    const buffer = this.#buffer;
+    buffer.set(headerEnvelope, this.#size);
+    new DataView(buffer.buffer, buffer.byteOffset).setUint32(total - TRAILER_BYTES, headerEnvelope.byteLength, true);
+    const bytes = buffer.subarray(0, total);
+    // The blobs are hashed already (see #hash): the header and trailer complete the pack's id.
+    const id = this.#hash.update(bytes.subarray(this.#size)).digest('hex');
+    return { parts: [bytes], bytes, id, blobs };
+  }
+
+  /** Finishes a pack built without a buffer: the header and trailer to write after the envelopes, and the pack's id. */
+  finishTail(): FinishedPackTail {
+    if (this.#buffer !== undefined) throw new BackupError('INTERNAL', 'a pack builder with a buffer is finished with finish');
+    const { headerEnvelope, blobs } = this.#seal();
+    const tail = new Uint8Array(headerEnvelope.byteLength + TRAILER_BYTES);
+    tail.set(headerEnvelope, 0);
+    new DataView(tail.buffer).setUint32(headerEnvelope.byteLength, headerEnvelope.byteLength, true);
+    const id = this.#hash.update(tail).digest('hex');
+    return { tail, size: this.#size + tail.byteLength, id, blobs };
+  }
+
+  /** Ends the pack: its sealed header and the index entries of its blobs. */
+  #seal(): { headerEnvelope: Uint8Array; blobs: IndexBlobEntry[] } {
     if (this.#finished) throw new BackupError('INTERNAL', 'this pack is already finished; start a new PackBuilder');
     if (this.#blobs.length === 0) throw new BackupError('INTERNAL', 'an empty pack cannot be finished');
     this.#finished = true;
@@ -230,24 +257,17 @@ export class PackBuilder {
       offset += b.length;
     }
     const headerEnvelope = seal(this.#key, header, metadataAad('pack-header'));
-    const total = this.#size + headerEnvelope.byteLength + TRAILER_BYTES;
-    this.#reserve(total);
-    const buffer = this.#buffer;
-    buffer.set(headerEnvelope, this.#size);
-    new DataView(buffer.buffer, buffer.byteOffset).setUint32(total - TRAILER_BYTES, headerEnvelope.byteLength, true);
     this.#blobs.length = 0;
     this.#ids.clear();
-    const bytes = buffer.subarray(0, total);
-    // The blobs are hashed already (see #hash): the header and trailer complete the pack's id.
-    const id = this.#hash.update(bytes.subarray(this.#size)).digest('hex');
-    return { parts: [bytes], bytes, id, blobs };
+    return { headerEnvelope, blobs };
   }
 
   /** Makes the buffer hold at least `bytes`, moving what it holds into a larger one when it is too small. */
   #reserve(bytes: number): void {
-    if (bytes <= this.#buffer.byteLength) return;
-    const larger = new Uint8Array(Math.max(bytes, 2 * this.#buffer.byteLength));
-    larger.set(this.#buffer.subarray(0, this.#size));
+    const buffer = this.#buffer!;
+    if (bytes <= buffer.byteLength) return;
+    const larger = new Uint8Array(Math.max(bytes, 2 * buffer.byteLength));
+    larger.set(buffer.subarray(0, this.#size));
     this.#buffer = larger;
   }
 }

@@ -8,21 +8,24 @@
  * stay claimed here. Otherwise a failed index write would leave the session believing blobs are stored that no
  * index file names, and the next backup of the same session would reference them (lost data for any reader).
  *
- * Memory: each pack is built in one buffer, and a bounded number of them exist per blob type (the pack being filled
- * plus those waiting for or in an upload). Where the backend is done with a buffer once its save resolves (local
- * disk, memory), the buffer is reused for a later pack, so a backup allocates its pack memory once.
+ * Memory: where the backend can stage a file (local disk, dry run), a pack is written out blob by blob as it is
+ * filled and never held in memory; its header and trailer are appended at the end and the file committed under the
+ * pack's id. Otherwise each pack is built in one buffer, and a bounded number of them exist per blob type (the pack
+ * being filled plus those waiting for or in an upload). Where the backend is done with a buffer once its save
+ * resolves (memory), the buffer is reused for a later pack, so a backup allocates its pack memory once.
  */
 import { AppendOnlyBackend } from '../backend/append-only.ts';
-import type { Backend } from '../backend/backend.ts';
+import type { Backend, StagedFile } from '../backend/backend.ts';
 import { DryRunBackend } from '../backend/dry-run.ts';
 import { LocalBackend } from '../backend/local.ts';
 import { MemoryBackend } from '../backend/memory.ts';
 import { blobAad } from '../crypto/aead.ts';
 import { idToBytes, sha256Hex } from '../crypto/hash.ts';
 import { BackupError } from '../errors.ts';
-import type { BlobType, Id, IndexPackEntry } from '../format.ts';
+import type { BlobType, Id, IndexBlobEntry, IndexPackEntry } from '../format.ts';
 import { MasterIndex } from '../index/master-index.ts';
-import { PackBuilder, packOverhead, releaseBytes, sealChunkInto, sealedChunkBound } from '../pack/pack.ts';
+import { releaseBytes } from '../crypto/bytes.ts';
+import { PackBuilder, packOverhead, sealChunkInto, sealedChunkBound } from '../pack/pack.ts';
 import { ZstdCompressor } from '../compress.ts';
 import { BlobStateMap } from './prune-blob-set.ts';
 import { cryptoMaterial } from './repository.ts';
@@ -49,6 +52,13 @@ const HEADER_ALLOWANCE = 64 * 1024;
 /** The first buffer of a tree pack: trees are small, and most backups write far less than a pack of them. */
 const TREE_BUFFER_BYTES = 256 * 1024;
 
+/** A pack being filled or waiting for its upload: in a buffer of the builder's, or streamed into a staged file. */
+interface OpenPack {
+  builder: PackBuilder;
+  /** where the envelopes go as they are added, for a streamed pack */
+  file?: StagedFile;
+}
+
 /**
  * True when the backend no longer touches `data` once `save` resolves (it has written it, copied it, or ignored it),
  * so the buffer may be filled again. Network backends may hand the bytes to a client library that keeps them (a
@@ -69,13 +79,15 @@ function isLocal(backend: Backend): boolean {
 export class PackSaver {
   private readonly repo: Repository;
   private readonly key: Uint8Array;
-  private readonly builders: Partial<Record<BlobType, PackBuilder>> = {};
+  private readonly builders: Partial<Record<BlobType, OpenPack>> = {};
   /** Buffers per type in use: the pack being filled, finished packs waiting for an upload, uploads in flight. */
   private readonly live: Record<BlobType, number> = { data: 0, tree: 0 };
   /** Buffers of saved packs, ready for the next pack of their type (only when the backend releases them). */
   private readonly spare: Record<BlobType, Uint8Array[]> = { data: [], tree: [] };
-  private readonly ready: { type: BlobType; builder: PackBuilder }[] = [];
+  private readonly ready: ({ type: BlobType } & OpenPack)[] = [];
   private readonly reuse: boolean;
+  /** staged files of packs dropped after a failure, being removed */
+  private readonly discards = new Set<Promise<void>>();
   /** set by finish and abandon: buffers of packs saved afterwards are let go instead of kept for reuse */
   private closed = false;
   /**
@@ -133,13 +145,14 @@ export class PackSaver {
     for (;;) {
       this.throwIfFailed();
       // From here to builder.add nothing awaits, so concurrent callers never share a builder that is being sealed.
-      let builder = this.builders[type];
-      if (!builder && this.live[type] <= this.maxUploads) {
+      let pack = this.builders[type];
+      if (!pack && this.live[type] <= this.maxUploads) {
         this.live[type]++;
-        builder = new PackBuilder(this.key, this.spare[type].pop() ?? this.newBuffer(type));
-        this.builders[type] = builder;
+        pack = this.openPack(type);
+        this.builders[type] = pack;
       }
-      if (builder) {
+      if (pack) {
+        const builder = pack.builder;
         // A pack closes before the blob that would take it (header included) past its buffer, rather than after:
         // the buffer then never grows (one blob larger than a pack alone excepted), where a pack used to reach
         // packSize plus a chunk, and the header of a pack of small blobs made it move to a buffer twice as large.
@@ -147,9 +160,19 @@ export class PackSaver {
           this.seal(type);
           continue;
         }
-        builder.add(type, id, envelope, rawLength);
+        // The envelope goes to the staged file in the order it joins the builder: nothing awaits in between.
+        const appending = builder.add(type, id, envelope, rawLength) ? pack.file?.append(envelope) : undefined;
         this.stats.blobs++;
         if (builder.size >= this.repo.config.packSize) this.seal(type);
+        if (appending !== undefined) {
+          try {
+            await appending;
+          } catch (e) {
+            // The pack's commit fails too, which ends the session; this blob is not stored.
+            this.failure ??= asBackupError(e, 'writing a pack failed');
+            throw this.failure;
+          }
+        }
         return;
       }
       // Every buffer of this type is taken by packs waiting for or in an upload: wait for one to finish.
@@ -184,6 +207,15 @@ export class PackSaver {
     return this.repo.config.packSize + HEADER_ALLOWANCE;
   }
 
+  /** A new pack of `type`: streamed into a staged file when the backend offers them, else built in a buffer. */
+  private openPack(type: BlobType): OpenPack {
+    const stage = this.repo.backend.stage;
+    if (stage !== undefined) {
+      return { builder: new PackBuilder(this.key, false), file: stage.call(this.repo.backend, 'data') };
+    }
+    return { builder: new PackBuilder(this.key, this.spare[type].pop() ?? this.newBuffer(type)) };
+  }
+
   private newBuffer(type: BlobType): Uint8Array {
     // Trees are small, and most backups write far less than a pack of them: that buffer grows when it must.
     if (type === 'tree') return new Uint8Array(TREE_BUFFER_BYTES);
@@ -192,29 +224,52 @@ export class PackSaver {
 
   /** Closes the pack being filled and queues it for upload. */
   private seal(type: BlobType): void {
-    const builder = this.builders[type];
-    if (!builder) return;
+    const pack = this.builders[type];
+    if (!pack) return;
     delete this.builders[type];
-    this.ready.push({ type, builder });
+    this.ready.push({ type, ...pack });
     this.startUploads();
   }
 
   private startUploads(): void {
     // After a failure nothing new is stored: packs still waiting are dropped (their blobs are not indexed).
-    if (this.failure) for (const { type } of this.ready.splice(0)) this.live[type]--;
+    if (this.failure) {
+      for (const { type, file } of this.ready.splice(0)) {
+        this.live[type]--;
+        if (file) this.discard(file);
+      }
+    }
     while (this.uploads.size < this.maxUploads && this.ready.length > 0) {
-      const { type, builder } = this.ready.shift()!;
-      const { bytes, id, blobs } = builder.finish();
-      const buffer = builder.buffer;
-      const job = this.repo.backend.save({ type: 'data', name: id }, bytes).then(
+      const { type, builder, file } = this.ready.shift()!;
+      let id: Id;
+      let blobs: IndexBlobEntry[];
+      let size: number;
+      let saving: Promise<void>;
+      let buffer: Uint8Array | undefined;
+      if (file) {
+        const tail = builder.finishTail();
+        ({ id, blobs, size } = tail);
+        // A failed commit removes what it staged; a failed append leaves that to discard.
+        saving = file.append(tail.tail).then(
+          () => file.commit({ type: 'data', name: id }),
+          (e: unknown) => file.discard().then(() => Promise.reject(e)),
+        );
+      } else {
+        const finished = builder.finish();
+        ({ id, blobs } = finished);
+        size = finished.bytes.length;
+        buffer = builder.buffer;
+        saving = this.repo.backend.save({ type: 'data', name: id }, finished.bytes);
+      }
+      const job = saving.then(
         () => {
           // The blobs stay claimed here until an index file lists this pack (see indexWritten).
           this.saved.addPack(id, blobs);
           this.unindexedBlobs += blobs.length;
           this.stats.packs++;
-          this.stats.bytes += bytes.length;
-          this.onPackSaved?.(id, bytes.length);
-          if (this.reuse) {
+          this.stats.bytes += size;
+          this.onPackSaved?.(id, size);
+          if (this.reuse && buffer !== undefined) {
             if (this.closed) releaseBytes(buffer);
             else this.spare[type].push(buffer);
           }
@@ -223,13 +278,13 @@ export class PackSaver {
           // backup leaves packs that the next one can use.
           if (this.unindexedBlobs >= INDEX_EVERY_BLOBS && !this.closed) {
             this.indexWritten().catch((e: unknown) => {
-              this.failure ??= e instanceof BackupError ? e : new BackupError('IO', `saving an index failed: ${(e as Error).message}`, { cause: e });
+              this.failure ??= asBackupError(e, 'saving an index failed');
             });
           }
         },
         (e: unknown) => {
           // A buffer whose save failed is not reused: the backend may not be done with it.
-          this.failure ??= e instanceof BackupError ? e : new BackupError('IO', `saving a pack failed: ${(e as Error).message}`, { cause: e });
+          this.failure ??= asBackupError(e, 'saving a pack failed');
         },
       );
       const tracked = job.finally(() => {
@@ -239,6 +294,13 @@ export class PackSaver {
       });
       this.uploads.add(tracked);
     }
+  }
+
+  /** Removes the staged file of a pack that will not be saved; finish and abandon wait for it. */
+  private discard(file: StagedFile): void {
+    const run = file.discard().catch(() => undefined);
+    const tracked = run.finally(() => this.discards.delete(tracked));
+    this.discards.add(tracked);
   }
 
   /** No more packs: the buffers kept for reuse are freed, and so are those of packs saved from now on. */
@@ -256,6 +318,7 @@ export class PackSaver {
     this.seal('tree');
     this.close();
     while (this.uploads.size > 0) await Promise.all(this.uploads);
+    while (this.discards.size > 0) await Promise.all(this.discards);
     await this.indexing;
     this.throwIfFailed();
     await this.indexWritten();
@@ -302,9 +365,15 @@ export class PackSaver {
    */
   async abandon(): Promise<void> {
     this.failure ??= new BackupError('INTERRUPTED', 'the operation was abandoned: nothing more is stored');
-    // Packs queued but not started are dropped; those in flight finish.
-    this.startUploads();
+    // Packs being filled or queued are dropped (their staged files removed); those in flight finish.
+    this.seal('data');
+    this.seal('tree');
     this.close();
     while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
+    while (this.discards.size > 0) await Promise.all(this.discards);
   }
+}
+
+function asBackupError(e: unknown, what: string): BackupError {
+  return e instanceof BackupError ? e : new BackupError('IO', `${what}: ${(e as Error).message}`, { cause: e });
 }

@@ -226,6 +226,16 @@ export class Repository {
     throw new BackupError('WRONG_PASSWORD', `wrong password for the repository at ${backend.location}: none of its ${keyNames.length} key(s) opens with it${skipped}. Check BACKUP_MANAGER_PASSWORD, --password-file or --password-command`);
   }
 
+  /**
+   * Lets go of the trees and tree windows kept for reading trees, for a caller done with trees for a while (the data
+   * check after its tree walk); they fill again on demand.
+   */
+  dropTreeCaches(): void {
+    this.treeCache.clear();
+    this.treeCacheWeight = 0;
+    this.treeWindows = [];
+  }
+
   /** Forgets the key material. The backend is closed by whoever opened it. */
   close(): void {
     secrets.delete(this);

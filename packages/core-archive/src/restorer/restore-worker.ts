@@ -10,7 +10,7 @@ import type { Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { BlobOpener } from '../crypto/blob-opener.ts';
 import { idToBytes } from '../crypto/hash.ts';
-import { releaseBytes } from '../pack/pack.ts';
+import { releaseBytes } from '../crypto/bytes.ts';
 import type { RestoreFile, ToMain, WorkerRestoreTask } from '../pool-protocol.ts';
 
 type Restored = Extract<ToMain, { t: 'restored' }>;

@@ -11,26 +11,27 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BackupError } from '../errors.ts';
-import type { Id, TreeDocument, TreeNode } from '../format.ts';
+import type { Id, TreeNode } from '../format.ts';
 import { WorkerPool } from '../pool.ts';
 import type { RestoreFile, WorkerRestoreTask } from '../pool-protocol.ts';
 import { compilePattern } from '../archiver/excludes.ts';
 import { cryptoMaterial } from '../repository/repository.ts';
 import type { Repository } from '../repository/repository.ts';
-import { releaseBytes } from '../pack/pack.ts';
+import { releaseBytes } from '../crypto/bytes.ts';
 import { decodeTree } from '../repository/tree.ts';
 import { resolveSnapshotPath } from './resolve.ts';
 
 /**
  * A tree read past the repository's tree cache: the layout reads each tree once, and caching them all would keep
- * every node of the snapshot in memory (the cache holds up to 200,000 nodes) while the files are filled.
+ * every node of the snapshot in memory (the cache holds up to 200,000 nodes) while the files are filled. Its nodes
+ * are made layout nodes at once: a directory of tens of thousands of files is held for as long as its layout takes.
  */
-async function loadTreeOnce(repo: Repository, id: Id): Promise<TreeDocument> {
+async function loadTreeOnce(repo: Repository, id: Id): Promise<(LayoutNode | undefined)[]> {
   const bytes = await repo.loadBlob('tree', id);
   const tree = decodeTree(bytes, `tree ${id.slice(0, 12)}`);
   // Decoded: free the bytes now (they are this call's alone), not with the next collection.
   releaseBytes(bytes, true);
-  return tree;
+  return tree.nodes.map(layoutNode);
 }
 
 export interface RestoreOptions {
@@ -97,8 +98,33 @@ interface Metadata {
   mtime: number;
 }
 
-function metadataOf(n: TreeNode): Metadata {
-  return { type: n.type, uid: n.uid, gid: n.gid, mode: n.mode, atime: utimeSeconds(n.atimeNs), mtime: utimeSeconds(n.mtimeNs) };
+function metadataOf(n: Metadata): Metadata {
+  return { type: n.type, uid: n.uid, gid: n.gid, mode: n.mode, atime: n.atime, mtime: n.mtime };
+}
+
+/**
+ * What the layout needs of a tree node: its metadata with the times as numbers, and no change-detection fields
+ * (ctime, device and inode strings), which made up a third of a decoded node.
+ */
+interface LayoutNode extends Metadata {
+  name: string;
+  nlink: number;
+  /** `dev:inode` of a non-directory with other hard links, to find the first of them */
+  linkKey: string | undefined;
+  size: number | undefined;
+  content: Id[] | undefined;
+  sha256: string | undefined;
+  subtree: Id | undefined;
+  linkTarget: string | undefined;
+  rdev: number | undefined;
+}
+
+function layoutNode(n: TreeNode): LayoutNode {
+  return {
+    type: n.type, uid: n.uid, gid: n.gid, mode: n.mode, atime: utimeSeconds(n.atimeNs), mtime: utimeSeconds(n.mtimeNs),
+    name: n.name, nlink: n.nlink, linkKey: n.nlink > 1 && n.type !== 'dir' ? `${n.dev}:${n.inode}` : undefined,
+    size: n.size, content: n.content, sha256: n.sha256, subtree: n.subtree, linkTarget: n.linkTarget, rdev: n.rdev,
+  };
 }
 
 /**
@@ -159,6 +185,14 @@ const PACK_LAG = 2;
  */
 const MAX_PENDING_PACKS = 3;
 
+/**
+ * Blob writes planned and not yet taken by fill(), at most, before the layout waits: a pack of small files holds
+ * thousands of them, and a few such packs planned ahead made the plan (paths, digests, blob uses) tens of megabytes
+ * that the heap then had to hold besides its garbage. When the layout waits for this bound, fill() may take the
+ * pack being planned; its later writes are read as a pack entry of their own (see Restorer.packs).
+ */
+const MAX_QUEUED_WRITES = 2048;
+
 /** What the include, exclude and select options make of a path. */
 interface Selection {
   /** restore this entry */
@@ -189,16 +223,24 @@ class Restorer {
   private readonly files: (PlannedFile | undefined)[] = [];
   /** files whose restored content does not match the snapshot */
   private readonly mismatched: string[] = [];
-  /** files the workers created while the layout went on, for discardCreated (undefined once the layout is done) */
-  private createdLazy: string[] | undefined = [];
+  /**
+   * Directories this restore made, for discardCreated: every regular file in them is this run's (the workers create
+   * files only there), so they are not listed one by one, which took a path per file of the snapshot.
+   */
+  private readonly freshDirs: string[] = [];
   /**
    * Blob writes planned but not yet handed to a worker, per pack, in the order the layout first needed each pack
-   * (`seq` counts those firsts). A pack's writes are sent once the layout has moved on by PACK_LAG packs, or once it
-   * is done: backups write packs in about the order of the tree, so the layout and the writing overlap. A write
-   * the layout plans later for a pack already sent starts a new entry, read on its own.
+   * (`seq` counts those firsts). A pack's writes are sent once the layout has moved on by PACK_LAG packs, once it
+   * waits for fill() (MAX_QUEUED_WRITES), or once it is done: backups write packs in about the order of the tree,
+   * so the layout and the writing overlap. A write the layout plans later for a pack already sent starts a new
+   * entry, read on its own.
    */
-  private readonly packs = new Map<Id, { seq: number; uses: Map<Id, BlobUse> }>();
+  private readonly packs = new Map<Id, { seq: number; uses: Map<Id, BlobUse>; writes: number }>();
   private packsSeen = 0;
+  /** blob writes in `packs` (one per file a blob goes to), for MAX_QUEUED_WRITES */
+  private queuedWrites = 0;
+  /** the layout waits for fill() to take what it planned: any pack may be sent */
+  private layoutWaiting = false;
   /** the layout is still adding files */
   private planning = true;
   /** the layout failed: send nothing more */
@@ -212,10 +254,10 @@ class Restorer {
   private fillFailure: unknown;
   private readonly dirs: { path: string; meta: Metadata }[] = [];
   private readonly links = new Map<string, string>();
-  /** files and hard links the layout created, for discardCreated */
+  /** files and hard links the layout created in directories that were there before, for discardCreated */
   private readonly createdFiles: string[] = [];
-  private readonly fifos: { path: string; node: TreeNode }[] = [];
-  private readonly others: { path: string; node: TreeNode }[] = [];
+  private readonly fifos: { path: string; node: LayoutNode }[] = [];
+  private readonly others: { path: string; node: LayoutNode }[] = [];
   private bytesTotal = 0;
   private readonly isRoot = process.getuid?.() === 0;
   /** files whose writes are all done, for a finishing task */
@@ -304,13 +346,13 @@ class Restorer {
    * `parent.make` (so include patterns create only the parents they need); `make` returns false when the directory
    * could not be made, and everything below it is skipped.
    */
-  async layout(nodes: TreeNode[], dir: string, snapDir: string, parentIncluded: boolean, parent: ParentDir): Promise<void> {
-    const snapPathOf = (node: TreeNode): string => (snapDir === '/' ? `/${node.name}` : `${snapDir}/${node.name}`);
-    const sels = this.everything ? nodes.map(() => INCLUDED) : nodes.map((node) => this.selected(snapPathOf(node), parentIncluded));
+  async layout(nodes: (LayoutNode | undefined)[], dir: string, snapDir: string, parentIncluded: boolean, parent: ParentDir): Promise<void> {
+    const snapPathOf = (node: LayoutNode): string => (snapDir === '/' ? `/${node.name}` : `${snapDir}/${node.name}`);
+    const sels = this.everything ? nodes.map(() => INCLUDED) : nodes.map((node) => this.selected(snapPathOf(node!), parentIncluded));
     // The subtrees this directory enters, read a few ahead of the one being laid out (in order: the first damaged
     // tree still stops the layout where it did). A read that fails is reported when its turn comes.
-    const subtrees = nodes.filter((node, i) => node.type === 'dir' && sels[i]!.enter).map((node) => node.subtree!);
-    const reads: (Promise<TreeDocument> | undefined)[] = [];
+    const subtrees = nodes.filter((node, i) => node!.type === 'dir' && sels[i]!.enter).map((node) => node!.subtree!);
+    const reads: (Promise<(LayoutNode | undefined)[]> | undefined)[] = [];
     const readAhead = (upTo: number): void => {
       for (let i = reads.length; i < Math.min(upTo, subtrees.length); i++) {
         const read = loadTreeOnce(this.repo, subtrees[i]!);
@@ -322,9 +364,11 @@ class Restorer {
     let nextSubtree = 0;
     for (let i = 0; i < nodes.length; i++) {
       const node = nodes[i]!;
+      // Laid out nodes are let go of: the rest of a large directory is all the layout holds of it.
+      nodes[i] = undefined;
       const sel = sels[i]!;
       this.checkAbort();
-      if (this.packs.size > MAX_PENDING_PACKS && !this.fillEnded) await this.waitForFill();
+      if (this.overPlanned() && !this.fillEnded) await this.waitForFill();
       if (!sel.enter) continue;
       // Names from a decoded tree are single safe components (tree.ts): joining needs no normalising.
       const p = dir.endsWith('/') ? dir + node.name : `${dir}/${node.name}`;
@@ -338,11 +382,12 @@ class Restorer {
           if (state === 'pending') {
             state = parent.make() ? this.ensureDir(p) : 'blocked';
             if (state !== 'blocked') this.dirs.push({ path: p, meta: metadataOf(node) });
+            if (state === 'fresh') this.freshDirs.push(p);
           }
           return state !== 'blocked';
         };
         if (sel.restore && !make()) continue;
-        await this.layout(tree.nodes, p, snapPathOf(node), sel.included, { make, fresh: () => state === 'fresh' });
+        await this.layout(tree, p, snapPathOf(node), sel.included, { make, fresh: () => state === 'fresh' });
         continue;
       }
       if (!sel.restore) continue;
@@ -357,8 +402,22 @@ class Restorer {
    */
   discardCreated(): void {
     for (const p of this.createdFiles) fs.rmSync(p, { force: true });
-    // Files the workers created; one they could not create (something else stood there) is not theirs to remove.
-    for (const p of this.createdLazy ?? []) fs.rmSync(p, { force: true });
+    for (const dir of this.freshDirs) {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw e;
+      }
+      // Regular files only, as listed one by one before: links, FIFOs and directories stay, as they always did.
+      for (const entry of entries) if (entry.isFile()) fs.rmSync(path.join(dir, entry.name), { force: true });
+    }
+  }
+
+  /** The target itself was made by this restore (see freshDirs). */
+  madeTarget(target: string): void {
+    this.freshDirs.push(target);
   }
 
   /** After a failed layout: fill() sends nothing more and returns once the tasks under way are done. */
@@ -371,7 +430,7 @@ class Restorer {
   /** After a complete layout: fill() may send every pack; the list of created files is no longer needed. */
   layoutDone(): void {
     this.createdFiles.length = 0;
-    this.createdLazy = undefined;
+    this.freshDirs.length = 0;
     this.links.clear();
     this.planning = false;
     this.options.onEvent?.({ type: 'planned', files: this.files.length, bytes: this.bytesTotal });
@@ -385,22 +444,22 @@ class Restorer {
   }
 
   /** `fresh`: the directory was made by this restore, so nothing stands at `p` yet. */
-  private leaf(p: string, node: TreeNode, fresh: boolean): void {
+  private leaf(p: string, node: LayoutNode, fresh: boolean): void {
     try {
       if (!fresh && !this.clear(p)) return;
-      if (node.nlink > 1 && node.type !== 'dir') {
-        const key = `${node.dev}:${node.inode}`;
+      if (node.linkKey !== undefined) {
+        const key = node.linkKey;
         const first = this.links.get(key);
         if (first !== undefined) {
           fs.linkSync(first, p);
-          this.createdFiles.push(p);
+          if (!fresh) this.createdFiles.push(p);
           return;
         }
         this.links.set(key, p);
       }
       switch (node.type) {
         case 'file':
-          this.planFile(p, node, fresh && node.nlink <= 1);
+          this.planFile(p, node, fresh);
           return;
         case 'symlink':
           fs.symlinkSync(node.linkTarget!, p);
@@ -428,18 +487,18 @@ class Restorer {
   }
 
   /**
-   * Plans a file's blob writes. A file of at most one blob in a directory this restore made (`mayDefer`) is left
-   * for its worker to create; any other is created now, pre-sized, so that writes of several tasks and hard links
-   * find it, and so that a name that already exists is reported before anything is written.
+   * Plans a file's blob writes. A file of at most one blob in a directory this restore made (`fresh`) that no hard
+   * link needs is left for its worker to create; any other is created now, pre-sized, so that writes of several
+   * tasks and hard links find it, and so that a name that already exists is reported before anything is written.
    */
-  private planFile(p: string, node: TreeNode, mayDefer: boolean): void {
+  private planFile(p: string, node: LayoutNode, fresh: boolean): void {
     const content = node.content!;
     const locs = content.map((id) => this.repo.index.lookup(id));
     const missing = locs.findIndex((l) => l === undefined);
-    const lazy = mayDefer && content.length <= 1 && missing < 0;
+    const lazy = fresh && node.nlink <= 1 && content.length <= 1 && missing < 0;
     if (!lazy) {
       const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-      this.createdFiles.push(p);
+      if (!fresh) this.createdFiles.push(p);
       try {
         if (node.size! > 0) fs.ftruncateSync(fd, node.size!);
       } finally {
@@ -447,7 +506,7 @@ class Restorer {
       }
     }
     const planned: PlannedFile = {
-      type: node.type, uid: node.uid, gid: node.gid, mode: node.mode, atime: utimeSeconds(node.atimeNs), mtime: utimeSeconds(node.mtimeNs),
+      type: node.type, uid: node.uid, gid: node.gid, mode: node.mode, atime: node.atime, mtime: node.mtime,
       path: p, size: node.size!, sha256: node.sha256!, lazy, usesLeft: 0, tasks: 0, digest: undefined, finished: false, failed: false,
     };
     const file = this.files.length;
@@ -463,7 +522,7 @@ class Restorer {
       }
       let pack = this.packs.get(loc.packId);
       if (!pack) {
-        pack = { seq: ++this.packsSeen, uses: new Map() };
+        pack = { seq: ++this.packsSeen, uses: new Map(), writes: 0 };
         this.packs.set(loc.packId, pack);
         if (this.wake && this.readyPack()) this.wakeFill();
       }
@@ -471,6 +530,8 @@ class Restorer {
       const use = uses.get(id);
       if (!use) uses.set(id, { id, offset: loc.offset, length: loc.length, rawLength: loc.rawLength, file, at: offset });
       else (use.more ??= []).push(file, offset);
+      pack.writes++;
+      this.queuedWrites++;
       planned.usesLeft++;
       offset += loc.rawLength;
     }
@@ -481,8 +542,19 @@ class Restorer {
 
   /** Waits until fill() has taken enough of the plan (or has ended, after a failure that the layout then reports). */
   private async waitForFill(): Promise<void> {
-    while (this.packs.size > MAX_PENDING_PACKS && !this.fillEnded) await new Promise<void>((resolve) => (this.resumeLayout = resolve));
+    while (this.overPlanned() && !this.fillEnded) {
+      this.layoutWaiting = true;
+      // Every pack is ready now (see readyPack): fill() may be waiting for one.
+      this.wakeFill();
+      await new Promise<void>((resolve) => (this.resumeLayout = resolve));
+    }
+    this.layoutWaiting = false;
     if (this.fillFailure !== undefined) throw this.fillFailure;
+  }
+
+  /** The layout has planned enough ahead of the writing (see MAX_PENDING_PACKS and MAX_QUEUED_WRITES). */
+  private overPlanned(): boolean {
+    return this.packs.size > MAX_PENDING_PACKS || this.queuedWrites > MAX_QUEUED_WRITES;
   }
 
   private wakeLayout(): void {
@@ -494,7 +566,7 @@ class Restorer {
   /** The next pack whose writes may be sent, if any (see `packs`). */
   private readyPack(): Id | undefined {
     if (this.stopped) return undefined;
-    for (const [packId, pack] of this.packs) return !this.planning || pack.seq <= this.packsSeen - PACK_LAG ? packId : undefined;
+    for (const [packId, pack] of this.packs) return !this.planning || this.layoutWaiting || pack.seq <= this.packsSeen - PACK_LAG ? packId : undefined;
     return undefined;
   }
 
@@ -521,8 +593,11 @@ class Restorer {
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     const sparse = this.options.sparse !== false;
-    /** Hands a task to the pool, and waits while what is read but not yet written exceeds the bounds. */
-    const dispatch = async (task: Omit<WorkerRestoreTask, 'task'>, files: number[], bytes: number): Promise<void> => {
+    /**
+     * Hands a task to the pool, and waits while what is read but not yet written exceeds the bounds. Not an async
+     * function itself: its frame would hold the task's file and blob lists while it waits.
+     */
+    const dispatch = ({ task, files, bytes }: { task: Omit<WorkerRestoreTask, 'task'>; files: number[]; bytes: number }): Promise<void> => {
       // Counted now: once transferred to the worker, `task.data` is detached and reads as empty.
       const ownBytes = task.data.byteLength;
       inFlightBytes += ownBytes;
@@ -542,7 +617,6 @@ class Restorer {
             const f = this.files[n];
             if (!f) continue;
             f.finished = true;
-            if (f.lazy) this.createdLazy?.push(f.path);
           }
           this.filesDone += r.finished.length;
           // Files written by several tasks are finished once the last of them is done.
@@ -563,7 +637,10 @@ class Restorer {
         inFlightBytes -= ownBytes;
       });
       inFlight.add(tracked);
-      // Bound what is read but not yet written, in tasks as well as in bytes, so memory stays flat.
+      return backPressure();
+    };
+    /** Bounds what is read but not yet written, in tasks as well as in bytes, so memory stays flat. */
+    const backPressure = async (): Promise<void> => {
       while (inFlight.size >= pool.size * 2 || inFlightBytes >= maxInFlightBytes) await Promise.race(inFlight);
       if (failure) throw failure;
     };
@@ -578,7 +655,7 @@ class Restorer {
         while (n < queue.length && n < FINISH_BATCH && bytes < MAX_RUN_BYTES) bytes += this.files[queue[n++]!]!.size;
         if (n === queue.length && n < FINISH_BATCH && bytes < MAX_RUN_BYTES && !all) return;
         const files = queue.splice(0, n).map((f) => this.fileSpec(f, true));
-        await dispatch({ packId: '', data: new Uint8Array(0), sparse, chown: this.isRoot, files, blobs: [] }, [], 0);
+        await dispatch({ task: { packId: '', data: new Uint8Array(0), sparse, chown: this.isRoot, files, blobs: [] }, files: [], bytes: 0 });
       }
     };
     for (;;) {
@@ -591,15 +668,17 @@ class Restorer {
       }
       this.checkAbort();
       // Taken out of the plan before the first await: writes planned from now on start a new entry.
-      const blobs = [...this.packs.get(packId)!.uses.values()].sort((a, b) => a.offset - b.offset);
+      const entry = this.packs.get(packId)!;
+      const blobs = [...entry.uses.values()].sort((a, b) => a.offset - b.offset);
       this.packs.delete(packId);
-      if (this.packs.size <= MAX_PENDING_PACKS) this.wakeLayout();
+      this.queuedWrites -= entry.writes;
+      if (!this.overPlanned()) this.wakeLayout();
       // Read runs of blobs that lie close together in one request: each pack is fetched once, without large gaps.
       let run: BlobUse[] = [];
       let runBytes = 0;
       const flush = async (): Promise<void> => {
         if (run.length === 0) return;
-        const group = run;
+        let group: BlobUse[] | undefined = run;
         run = [];
         runBytes = 0;
         const start = group[0]!.offset;
@@ -613,8 +692,10 @@ class Restorer {
         }
         // A backend may hand back a view into a larger buffer: transfer needs a buffer of its own.
         const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
-        const { task, files, bytes } = this.task(packId, own, start, group, sparse);
-        await dispatch(task, files, bytes);
+        const sent = dispatch(this.task(packId, own, start, group, sparse));
+        // Described in the task: the blob uses are no longer needed while it waits.
+        group = undefined;
+        await sent;
         await finishQueued(false);
       };
       for (const b of blobs) {
@@ -790,7 +871,7 @@ class Restorer {
     // A file left to a worker to create that it did not finish was never created by this run (something else
     // stands there): it is not touched.
     for (const f of this.files) if (f && !f.finished && !f.lazy) apply(f.path, f);
-    for (const o of this.others) if (o.node.type !== 'fifo' || fs.existsSync(o.path)) apply(o.path, metadataOf(o.node));
+    for (const o of this.others) if (o.node.type !== 'fifo' || fs.existsSync(o.path)) apply(o.path, o.node);
     const dirs = [...this.dirs].sort((a, b) => b.path.length - a.path.length);
     for (const d of dirs) apply(d.path, d.meta);
   }
@@ -844,9 +925,11 @@ export async function restore(repo: Repository, snapshotId: Id, options: Restore
   const rootFresh = fs.mkdirSync(target, { recursive: true, mode: 0o700 }) !== undefined;
   const start = await resolveSnapshotPath(repo, snapshot.tree, options.subpath ?? '/');
   const rootMade: ParentDir = { make: () => true, fresh: () => rootFresh };
+  if (rootFresh) r.madeTarget(target);
   // The workers start (load their code) while the main thread lays out the tree.
   const m = cryptoMaterial(repo);
-  const pool = new WorkerPool({ key: m.key, chunkerSecret: m.chunkerSecret, chunkSizes: m.chunkSizes, compression: m.compression }, { claim: () => [], store: async () => undefined }, options.workers);
+  const init = { key: m.key, chunkerSecret: m.chunkerSecret, chunkSizes: m.chunkSizes, compression: m.compression };
+  const pool = new WorkerPool(init, { claim: () => [], store: async () => undefined }, options.workers);
   let mismatches: string[];
   try {
     // Filling starts while the layout goes on, with the packs the layout has planned (see Restorer.packs).
@@ -854,10 +937,9 @@ export async function restore(repo: Repository, snapshotId: Id, options: Restore
     filling.catch(() => undefined);
     try {
       if (start.node.type === 'dir') {
-        const tree = await loadTreeOnce(repo, start.node.subtree!);
-        await r.layout(tree.nodes, target, start.path, false, rootMade);
+        await r.layout(await loadTreeOnce(repo, start.node.subtree!), target, start.path, false, rootMade);
       } else {
-        await r.layout([start.node], target, path.posix.dirname(start.path), false, rootMade);
+        await r.layout([layoutNode(start.node)], target, path.posix.dirname(start.path), false, rootMade);
       }
     } catch (e) {
       // A damaged or hostile tree (or an interruption) fails the whole restore: once the writes under way are

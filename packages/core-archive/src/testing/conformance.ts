@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FILE_TYPES } from '../backend/backend.ts';
-import type { Backend, FileInfo, FileType, Handle } from '../backend/backend.ts';
+import type { Backend, FileInfo, FileType, Handle, StagedFile } from '../backend/backend.ts';
 import { BackupError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 
@@ -28,6 +28,11 @@ export interface ConformanceOptions {
    * checks that `usage` is absent, so that a capability is never implemented untested.
    */
   supportsUsage?: boolean;
+  /**
+   * Whether the backend implements `stage()` (default false). When true staged files are checked like `save`; when
+   * false the suite checks that `stage` is absent.
+   */
+  supportsStaging?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -142,6 +147,7 @@ export function describeBackendConformance(
   const largeFileBytes = options.largeFileBytes ?? 20 * MiB;
   const manyFiles = options.manyFiles ?? 250;
   const supportsUsage = options.supportsUsage ?? false;
+  const supportsStaging = options.supportsStaging ?? false;
 
   describe(`Backend conformance: ${name}`, () => {
     let subject: ConformanceSubject | undefined;
@@ -583,6 +589,124 @@ export function describeBackendConformance(
     } else {
       it('does not offer usage() (declare supportsUsage: true if it does)', () => {
         expect(backend().usage, 'the backend implements usage(); pass supportsUsage: true so that it is tested').toBeUndefined();
+      });
+    }
+
+    if (supportsStaging) {
+      const stage = (type: FileType): StagedFile => {
+        expect(typeof backend().stage, 'stage() must be implemented when supportsStaging is true').toBe('function');
+        return backend().stage!(type);
+      };
+      const concat = (parts: readonly Uint8Array[]): Uint8Array => {
+        const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+        let at = 0;
+        for (const p of parts) {
+          out.set(p, at);
+          at += p.byteLength;
+        }
+        return out;
+      };
+
+      it('stages a file piece by piece, invisible until commit, then whole under its name', async () => {
+        // Small and large pieces, an empty one, and a view into a larger buffer.
+        const big = conformanceBytes(3 * MiB, 3_001);
+        const parts = [
+          conformanceBytes(10, 3_002),
+          new Uint8Array(0),
+          conformanceBytes(200_000, 3_003),
+          big.subarray(1_000, 1_000 + 2 * MiB),
+          ...Array.from({ length: 50 }, (_, i) => conformanceBytes(1_000 + i, 3_100 + i)),
+        ];
+        const whole = concat(parts);
+        const h = handleFor('data', whole);
+        const file = stage('data');
+        for (const part of parts) await file.append(part);
+        expect(file.size).toBe(whole.byteLength);
+        expectCode(await failureOf('stat before commit', () => backend().stat(h)), 'NOT_FOUND', 'a staged file before commit');
+        expect((await listMap(backend(), 'data')).size, 'a staged file is listed before commit').toBe(0);
+        await file.commit(h);
+        expect((await backend().stat(h)).size).toBe(whole.byteLength);
+        expect((await listMap(backend(), 'data')).get(h.name)).toBe(whole.byteLength);
+        expectSameBytes(await backend().load(h), whole, 'committed staged file');
+        expectSameBytes(await backend().load(h, 2_000_000, 100), whole.subarray(2_000_000, 2_000_100), 'range of a committed staged file');
+        // Done: discard leaves the committed file alone, and nothing more is accepted.
+        await file.discard();
+        expectSameBytes(await backend().load(h), whole, 'committed staged file after discard');
+        await failureOf('append after commit', () => file.append(conformanceBytes(5, 3_004)));
+        await failureOf('commit twice', () => file.commit(h));
+      }, SLOW_TEST_TIMEOUT_MS);
+
+      it('takes appends made without waiting, in call order, and lets the caller reuse appended bytes', async () => {
+        const piece = new Uint8Array(5_000);
+        const expected: Uint8Array[] = [];
+        const file = stage('data');
+        const appends: Promise<void>[] = [];
+        for (let i = 0; i < 40; i++) {
+          piece.set(conformanceBytes(piece.byteLength, 3_200 + i));
+          expected.push(piece.slice());
+          appends.push(file.append(piece));
+          // Overwritten before or after the append settles: only the bytes at call time may count.
+          await appends[i];
+        }
+        const rapid = Array.from({ length: 20 }, (_, i) => conformanceBytes(700 + i, 3_300 + i));
+        expected.push(...rapid);
+        await Promise.all([...appends, ...rapid.map((p) => file.append(p))]);
+        const whole = concat(expected);
+        const h = handleFor('data', whole);
+        await file.commit(h);
+        expectSameBytes(await backend().load(h), whole, 'staged file appended without waiting');
+      });
+
+      it('commits an empty staged file, and keeps staged files apart', async () => {
+        const empty = stage('index');
+        const emptyHandle = handleFor('index', new Uint8Array(0));
+        await empty.commit(emptyHandle);
+        expect((await backend().stat(emptyHandle)).size).toBe(0);
+        const a = stage('data');
+        const b = stage('data');
+        const partsA = [conformanceBytes(3_000, 3_400), conformanceBytes(70_000, 3_401)];
+        const partsB = [conformanceBytes(500, 3_402), conformanceBytes(300_000, 3_403)];
+        await a.append(partsA[0]!);
+        await b.append(partsB[0]!);
+        await a.append(partsA[1]!);
+        await b.append(partsB[1]!);
+        const ha = handleFor('data', concat(partsA));
+        const hb = handleFor('data', concat(partsB));
+        await Promise.all([a.commit(ha), b.commit(hb)]);
+        expectSameBytes(await backend().load(ha), concat(partsA), 'first of two staged files');
+        expectSameBytes(await backend().load(hb), concat(partsB), 'second of two staged files');
+      });
+
+      it('leaves nothing visible when a staged file is discarded', async () => {
+        const data = conformanceBytes(400_000, 3_500);
+        const file = stage('data');
+        await file.append(data);
+        await file.discard();
+        await file.discard();
+        expect((await listMap(backend(), 'data')).size).toBe(0);
+        expectCode(await failureOf('stat of a discarded file', () => backend().stat(handleFor('data', data))), 'NOT_FOUND', 'a discarded staged file');
+        await failureOf('append after discard', () => file.append(data));
+        await failureOf('commit after discard', () => file.commit(handleFor('data', data)));
+        expect((await listMap(backend(), 'data')).size).toBe(0);
+      });
+
+      it('replaces a file of the same name on commit, and refuses a malformed name leaving nothing', async () => {
+        const data = conformanceBytes(30_000, 3_600);
+        const h = handleFor('snapshots', data);
+        await backend().save(h, data);
+        const file = stage('snapshots');
+        await file.append(data);
+        await file.commit(h);
+        expectSameBytes(await backend().load(h), data, 'file replaced by a staged commit');
+        const bad = stage('snapshots');
+        await bad.append(data);
+        expectMalformedHandleError(await failureOf('commit under a malformed name', () => bad.commit({ type: 'snapshots', name: '../evil' })), 'commit under a malformed name');
+        await bad.discard();
+        expect([...(await listMap(backend(), 'snapshots')).keys()]).toEqual([h.name]);
+      });
+    } else {
+      it('does not offer stage() (declare supportsStaging: true if it does)', () => {
+        expect(backend().stage, 'the backend implements stage(); pass supportsStaging: true so that it is tested').toBeUndefined();
       });
     }
   });
