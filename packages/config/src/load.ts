@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { ConfigError } from './errors.ts';
 import type { ConfigIssue } from './errors.ts';
 import { defaultConfig } from './defaults.ts';
+import { configValidation } from './lazy.ts';
 import { statePaths } from './paths.ts';
 import type { Config, ConfigInput } from './schema.ts';
 
@@ -20,11 +21,6 @@ export interface LoadedConfig {
 }
 
 export { defaultConfig } from './defaults.ts';
-
-/** The parser, with zod, loaded only when there is a config to parse (see defaults.ts). */
-function loadParser(): Promise<typeof import('./parse.ts')> {
-  return import('./parse.ts');
-}
 
 function invalid(path: string, issues: readonly ConfigIssue[], formatIssues: (issues: readonly ConfigIssue[]) => string): ConfigError {
   const count = issues.length === 1 ? 'a problem' : `${issues.length} problems`;
@@ -61,7 +57,7 @@ export async function loadConfig(home: string): Promise<LoadedConfig> {
       { cause: error },
     );
   }
-  const { parseConfigText, formatIssues } = await loadParser();
+  const { parseConfigText, formatIssues } = await configValidation();
   const result = parseConfigText(text);
   if (!result.ok) throw invalid(path, result.issues, formatIssues);
   return { config: result.config, path, exists: true };
@@ -74,7 +70,7 @@ export async function loadConfig(home: string): Promise<LoadedConfig> {
  */
 export async function writeConfig(home: string, config: Config | ConfigInput): Promise<string> {
   const path = statePaths(home).config;
-  const { parseConfig, formatIssues } = await loadParser();
+  const { parseConfig, formatIssues } = await configValidation();
   const result = parseConfig(config);
   if (!result.ok) throw invalid(path, result.issues, formatIssues);
   const text = `${JSON.stringify(config, null, 2)}\n`;

@@ -48,8 +48,9 @@ function workerUrl(): URL {
 }
 
 /**
- * Whether a flag of this process may be handed to a worker: V8 flags (the launcher's --max-semi-space-size and --expose-gc)
- * are refused in a worker's execArgv, which would stop the check from starting when it runs from sources.
+ * Whether a flag of this process may be handed to a worker: V8 flags (the launcher's --max-semi-space-size and
+ * --expose-gc) are refused in a worker's execArgv, which would stop the check from starting when it runs from
+ * sources.
  */
 function workerAccepts(flag: string): boolean {
   return !/^--(expose-gc|max-semi-space-size|max-old-space-size|max-young-generation-size|stack-size|v8-)/.test(flag);

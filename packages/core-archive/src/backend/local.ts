@@ -1,7 +1,7 @@
 /**
- * A Backend on a local (or mounted) folder, laid out as docs/format.md describes. Saves go to `tmp/`, are synced,
- * renamed into place and the folder synced, so a crash leaves either no file or the whole file, never a prefix.
- * Staged files (`stage`) are written the same way, piece by piece, into their temporary file.
+ * A Backend on a local (or mounted) folder, laid out as docs/format.md describes. Files are written into `tmp/`
+ * (piece by piece for `stage`, in one piece for `save`), synced, renamed into place and the folder synced, so a
+ * crash leaves either no file or the whole file, never a prefix.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -110,36 +110,23 @@ export class LocalBackend implements Backend {
 
   async save(h: Handle, data: Uint8Array): Promise<void> {
     checkHandle(h);
-    const target = this.#pathOf(h);
-    const temp = path.join(this.#root, 'tmp', randomBytes(16).toString('hex'));
-    let file: FileHandle | undefined;
-    let tempExists = false;
-    try {
-      file = await this.#openTemp(temp);
-      tempExists = true;
-      let written = 0;
-      while (written < data.byteLength) {
-        const { bytesWritten } = await file.write(data, written, data.byteLength - written, written);
-        if (bytesWritten <= 0) throw new Error(`short write to ${temp}`);
-        written += bytesWritten;
-      }
-      await file.sync();
-      await file.close();
-      file = undefined;
-      await renameIntoPlace(temp, target);
-      tempExists = false;
-      await syncDir(path.dirname(target));
-    } catch (e) {
-      if (file !== undefined) await file.close().catch(() => {});
-      if (tempExists) await fsp.rm(temp, { force: true }).catch(() => {});
-      throw translateFsError(e, 'save', this.#root, target);
-    }
+    // A save is a staged file of one piece: the same temporary file, sync, rename and folder sync as a pack.
+    const staged = this.#staged(h.type, this.#pathOf(h));
+    // A failed append fails the commit, which removes the temporary file and throws that failure.
+    await staged.append(data).catch(() => undefined);
+    await staged.commit(h);
   }
 
   /** A file written into `tmp/` as it is appended to, then synced and renamed into place like `save`. */
   stage(type: FileType): StagedFile {
     checkFileType(type);
-    return new LocalStagedFile(this.#root, type, path.join(this.#root, 'tmp', randomBytes(16).toString('hex')));
+    return this.#staged(type, undefined);
+  }
+
+  /** `target`: the final path when it is known already, which errors then name instead of the temporary file. */
+  #staged(type: FileType, target: string | undefined): LocalStagedFile {
+    const temp = path.join(this.#root, 'tmp', randomBytes(16).toString('hex'));
+    return new LocalStagedFile(this.#root, type, temp, target ?? temp);
   }
 
   async load(h: Handle, offset = 0, length?: number): Promise<Uint8Array> {
@@ -258,19 +245,6 @@ export class LocalBackend implements Backend {
     return path.join(this.#root, handlePath(h));
   }
 
-  async #openTemp(temp: string): Promise<FileHandle> {
-    try {
-      return await fsp.open(temp, 'wx', FILE_MODE);
-    } catch (e) {
-      if (errorCode(e) !== 'ENOENT') throw e;
-    }
-    // tmp/ is missing (a repository copied without its empty folders): recreate it, but never the root itself.
-    await fsp.mkdir(path.dirname(temp), { mode: DIR_MODE }).catch((e: unknown) => {
-      if (errorCode(e) !== 'EEXIST') throw e;
-    });
-    return await fsp.open(temp, 'wx', FILE_MODE);
-  }
-
   /** Names in a folder; a missing folder has none. */
   async *#entries(dir: string): AsyncGenerator<string> {
     let handle;
@@ -345,6 +319,8 @@ class LocalStagedFile implements StagedFile {
   readonly #root: string;
   readonly #type: FileType;
   readonly #temp: string;
+  /** what errors of appends name: the final path when known, else the temporary file */
+  readonly #subject: string;
   #fd: number | undefined;
   #size = 0;
   /** small appends not yet written: the first `#gathered` bytes of `#gather` */
@@ -354,10 +330,11 @@ class LocalStagedFile implements StagedFile {
   /** open: appends accepted; after commit or discard nothing more is (and discard has nothing left to do) */
   #state: 'open' | 'ended' = 'open';
 
-  constructor(root: string, type: FileType, temp: string) {
+  constructor(root: string, type: FileType, temp: string, subject: string) {
     this.#root = root;
     this.#type = type;
     this.#temp = temp;
+    this.#subject = subject;
   }
 
   get size(): number {
@@ -381,7 +358,7 @@ class LocalStagedFile implements StagedFile {
       this.#size += data.byteLength;
       return Promise.resolve();
     } catch (e) {
-      this.#failure = translateFsError(e, 'save', this.#root, this.#temp);
+      this.#failure = translateFsError(e, 'save', this.#root, this.#subject);
       return Promise.reject(this.#failure);
     }
   }

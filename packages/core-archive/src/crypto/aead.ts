@@ -3,10 +3,10 @@
  * nonce (12) ‖ AES-256-GCM ciphertext ‖ tag (16), with additional authenticated data that binds the piece's role.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+import type { Cipheriv, Decipheriv, KeyObject } from 'node:crypto';
 import { BackupError } from '../errors.ts';
 import type { BlobType } from '../format.ts';
-import { ownedBytes, utf8 } from './bytes.ts';
+import { ownedBytes, releaseBytes, utf8 } from './bytes.ts';
 import { ID_BYTES } from './hash.ts';
 
 export const NONCE_BYTES = 12;
@@ -152,4 +152,25 @@ export function open(key: Uint8Array, envelope: Uint8Array, aad: Uint8Array, wha
     throw authenticationError(what, e);
   }
   return ownedBytes(plaintext);
+}
+
+/** The most bytes handed to a cipher at once by cipherInto: each output stays below malloc's mmap threshold. */
+export const CIPHER_PIECE = 64 * 1024;
+
+/**
+ * Runs `input` through `cipher` in CIPHER_PIECE pieces, writing the output into `out` from `at`, and returns where
+ * it ends. The cipher returns each piece's output in a fresh buffer; one of more than 128 KiB would be a mapping of
+ * its own under the launcher's MALLOC_MMAP_THRESHOLD_, whose pages the kernel zeroes on first touch (measured: 1.1 s
+ * of system time per 600 MiB whole, none in pieces). Each output is copied and freed at once. `input` may lie in
+ * `out` exactly where its output goes (in place): each piece is read before its output is written over it.
+ */
+export function cipherInto(cipher: Cipheriv | Decipheriv, input: Uint8Array, out: Uint8Array, at: number): number {
+  let p = at;
+  for (let from = 0; from < input.byteLength; from += CIPHER_PIECE) {
+    const piece = cipher.update(input.subarray(from, Math.min(input.byteLength, from + CIPHER_PIECE)));
+    out.set(piece, p);
+    p += piece.byteLength;
+    releaseBytes(piece);
+  }
+  return p;
 }

@@ -10,7 +10,7 @@ import { BackupError } from '../errors.ts';
 import type { BlobType } from '../format.ts';
 import { decodePayload, DEFAULT_MAX_PAYLOAD, PAYLOAD_RAW, PAYLOAD_ZSTD, ZstdDecompressor } from '../compress.ts';
 import { releaseBytes } from './bytes.ts';
-import { authenticationError, blobAad, ENVELOPE_OVERHEAD, KEY_BYTES, NONCE_BYTES, TAG_BYTES } from './aead.ts';
+import { authenticationError, blobAad, CIPHER_PIECE, cipherInto, ENVELOPE_OVERHEAD, KEY_BYTES, NONCE_BYTES, TAG_BYTES } from './aead.ts';
 
 /**
  * Opens blobs into a buffer it owns. Not for concurrent use; one per thread. The plaintext `open` returns is a view
@@ -90,7 +90,7 @@ export class BlobOpener {
     decipher.setAuthTag(envelope.subarray(envelope.byteLength - TAG_BYTES));
     const ciphertext = envelope.subarray(NONCE_BYTES, envelope.byteLength - TAG_BYTES);
     try {
-      if (ciphertext.byteLength <= DECRYPT_SLICE) {
+      if (ciphertext.byteLength <= CIPHER_PIECE) {
         const plaintext = decipher.update(ciphertext);
         const rest = decipher.final();
         return rest.byteLength === 0 ? plaintext : Buffer.concat([plaintext, rest]);
@@ -103,13 +103,7 @@ export class BlobOpener {
       }
       // In place, each slice's output (a copy, as long as its input) lands on the ciphertext already consumed.
       const out = inPlace ? ciphertext : this.#payloadBuffer;
-      let at = 0;
-      for (let o = 0; o < ciphertext.byteLength; o += DECRYPT_SLICE) {
-        const part = decipher.update(ciphertext.subarray(o, o + DECRYPT_SLICE));
-        out.set(part, at);
-        at += part.byteLength;
-        releaseBytes(part);
-      }
+      let at = cipherInto(decipher, ciphertext, out, 0);
       const rest = decipher.final();
       out.set(rest, at);
       at += rest.byteLength;
@@ -133,5 +127,3 @@ export class BlobOpener {
 
 /** The granularity of the decompression buffer's size beyond its doubling. */
 const GROWTH_STEP = 256 * 1024;
-/** Slices of ciphertext decrypted at a time for large payloads: each output stays below malloc's mmap threshold. */
-const DECRYPT_SLICE = 64 * 1024;

@@ -9,8 +9,7 @@ import { BackupError } from '../errors.ts';
 import type { BlobType, IndexBlobEntry } from '../format.ts';
 import { createCipheriv, createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
-import { ENVELOPE_OVERHEAD, fillNonce, KEY_BYTES, keyObject, metadataAad, NONCE_BYTES, open, seal, TAG_BYTES } from '../crypto/aead.ts';
-import { releaseBytes } from '../crypto/bytes.ts';
+import { cipherInto, ENVELOPE_OVERHEAD, fillNonce, KEY_BYTES, keyObject, metadataAad, NONCE_BYTES, open, seal, TAG_BYTES } from '../crypto/aead.ts';
 import { bytesToId, idToBytes, isId } from '../crypto/hash.ts';
 import { decodePayload, PAYLOAD_RAW, PAYLOAD_ZSTD, zstdFrameBound } from '../compress.ts';
 import type { ZstdCompressor } from '../compress.ts';
@@ -33,8 +32,6 @@ const DEFAULT_BUFFER_BYTES = 64 * 1024;
 // ---- sealing and opening blobs without garbage: workers and the pack saver handle thousands of blobs a second ----
 
 const RAW_BYTE = Uint8Array.of(PAYLOAD_RAW);
-/** The most plaintext handed to the cipher at once in sealBlobInto. */
-const CIPHER_PIECE = 64 * 1024;
 
 /**
  * Seals one blob into `out` at `at` and returns the envelope's length: the envelope of crypto/aead.ts (nonce ‖
@@ -46,19 +43,8 @@ export function sealBlobInto(out: Uint8Array, at: number, key: Uint8Array, aad: 
   const cipher = createCipheriv('aes-256-gcm', keyObject(key), nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad);
   let p = at + NONCE_BYTES;
-  for (const part of parts) {
-    // In pieces: the cipher returns each piece's ciphertext in a fresh buffer, and one of more than 128 KiB is a
-    // mapping of its own under the launcher's MALLOC_MMAP_THRESHOLD_, whose pages the kernel zeroes on first touch
-    // (measured: 1.1 s of system time per 600 MiB whole, none in 64 KiB pieces). A part may lie in `out` exactly
-    // where its ciphertext goes: each piece is read before its ciphertext is written over it.
-    for (let from = 0; from < part.byteLength; from += CIPHER_PIECE) {
-      const c = cipher.update(part.subarray(from, Math.min(part.byteLength, from + CIPHER_PIECE)));
-      out.set(c, p);
-      p += c.byteLength;
-      // The cipher's output is a fresh buffer, copied now: free it at once rather than with the next collection.
-      releaseBytes(c);
-    }
-  }
+  // In place is allowed: a part may lie in `out` exactly where its ciphertext goes (see cipherInto).
+  for (const part of parts) p = cipherInto(cipher, part, out, p);
   const last = cipher.final();
   out.set(last, p);
   p += last.byteLength;

@@ -21,7 +21,7 @@ import { LocalBackend } from '../backend/local.ts';
 import { MemoryBackend } from '../backend/memory.ts';
 import { blobAad } from '../crypto/aead.ts';
 import { idToBytes, sha256Hex } from '../crypto/hash.ts';
-import { BackupError } from '../errors.ts';
+import { BackupError, toBackupError } from '../errors.ts';
 import type { BlobType, Id, IndexBlobEntry, IndexPackEntry } from '../format.ts';
 import { MasterIndex } from '../index/master-index.ts';
 import { releaseBytes } from '../crypto/bytes.ts';
@@ -169,7 +169,7 @@ export class PackSaver {
             await appending;
           } catch (e) {
             // The pack's commit fails too, which ends the session; this blob is not stored.
-            this.failure ??= asBackupError(e, 'writing a pack failed');
+            this.failure ??= toBackupError(e, 'IO', `writing a pack failed: ${(e as Error).message}`);
             throw this.failure;
           }
         }
@@ -278,13 +278,13 @@ export class PackSaver {
           // backup leaves packs that the next one can use.
           if (this.unindexedBlobs >= INDEX_EVERY_BLOBS && !this.closed) {
             this.indexWritten().catch((e: unknown) => {
-              this.failure ??= asBackupError(e, 'saving an index failed');
+              this.failure ??= toBackupError(e, 'IO', `saving an index failed: ${(e as Error).message}`);
             });
           }
         },
         (e: unknown) => {
           // A buffer whose save failed is not reused: the backend may not be done with it.
-          this.failure ??= asBackupError(e, 'saving a pack failed');
+          this.failure ??= toBackupError(e, 'IO', `saving a pack failed: ${(e as Error).message}`);
         },
       );
       const tracked = job.finally(() => {
@@ -372,8 +372,4 @@ export class PackSaver {
     while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
     while (this.discards.size > 0) await Promise.all(this.discards);
   }
-}
-
-function asBackupError(e: unknown, what: string): BackupError {
-  return e instanceof BackupError ? e : new BackupError('IO', `${what}: ${(e as Error).message}`, { cause: e });
 }
