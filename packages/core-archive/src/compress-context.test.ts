@@ -96,6 +96,27 @@ describe('ZstdDecompressor', () => {
     expect(() => d.decompressInto(compressOne(c, text(5001)), out, 0, 5000, 'blob y')).toThrow(/more than 5000/);
   });
 
+  it('takes frame after frame without a reset, and still decodes a frame after one that owed its checksum', () => {
+    const d = new ZstdDecompressor();
+    const out = new Uint8Array(3001);
+    const first = text(3000, 1);
+    const checked = zstdCompressSync(first, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
+    // All the content, without the 4-byte checksum that ends the frame (Node reports it as cut short).
+    let error: unknown;
+    try {
+      d.decompressInto(checked.subarray(0, checked.byteLength - 4), out, 0, 3000, 'blob a');
+      expect(Buffer.from(out.subarray(0, 3000)).equals(Buffer.from(first))).toBe(true);
+    } catch (e) {
+      error = e;
+    }
+    if (error !== undefined) expect(isBackupError(error, 'CORRUPT')).toBe(true);
+    for (let i = 0; i < 5; i++) {
+      const next = i % 2 === 0 ? text(2000 + i, i) : randomBytes(1000 + i);
+      d.decompressInto(compressOne(c, next), out, 0, next.byteLength, `blob ${i}`);
+      expect(Buffer.from(out.subarray(0, next.byteLength)).equals(Buffer.from(next))).toBe(true);
+    }
+  });
+
   const bad: [string, (f: Uint8Array) => Uint8Array, number, RegExp][] = [
     ['longer content', (f) => f, 999, /more than 999/],
     ['shorter content', (f) => f, 1001, /1000 bytes where the index says 1001/],

@@ -91,6 +91,7 @@ export type ToMain =
    * `errors`: the file's content could not be written (`metadata` false) or its ownership, mode or times could not
    * be set; `hashes`: SHA-256 of each finished file that has no content error; `finished`: files whose metadata step ran
    */
-  | { t: 'restored'; task: number; errors: { file: number; message: string; metadata: boolean }[]; hashes: { file: number; sha256: string }[]; finished: number[] }
+  /** `data`: the task's pack read, transferred back once its blobs are written, for the main thread's next read */
+  | { t: 'restored'; task: number; errors: { file: number; message: string; metadata: boolean }[]; hashes: { file: number; sha256: string }[]; finished: number[]; data?: Uint8Array }
   | { t: 'hashed'; task: number; sha256?: string; error?: { code: string; message: string } }
   | { t: 'scanned'; files: number; bytes: number; done: boolean };

@@ -147,7 +147,8 @@ async function drain(): Promise<void> {
       if (msg.t === 'files') {
         await backupFiles(msg);
       } else if (msg.t === 'restore') {
-        post(restoreTask(msg.task, init!.key));
+        const restored = restoreTask(msg.task, init!.key);
+        post(restored, restored.data ? [restored.data.buffer as ArrayBuffer] : []);
       } else if (msg.t === 'hash') {
         hashFile(msg.task, msg.path);
       } else if (msg.t === 'scan') {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupError } from '@backup-manager/core-archive';
 import { checkRepository, verifyRepository } from './check.ts';
 import { repairIndex } from './repair-index.ts';
 import type { CheckEvent, CheckSummary, Finding, FindingKind } from './findings.ts';
@@ -51,6 +52,41 @@ describe('a healthy repository', () => {
     expect(d.summary.counts.bytesRead).toBeGreaterThan(1024 * 1024);
     expect(d.summary.dataScope).toBe('all');
     expect(d.events.at(-1)?.type).toBe('summary');
+  });
+
+  it('an interrupt while the index loads, with packs already being read, ends the check without waiting for them', async () => {
+    const repo = await open(fx.backend);
+    const controller = new AbortController();
+    try {
+      const run = verifyRepository(repo, {
+        readData: { kind: 'all' },
+        workers: 1,
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'phase' && e.phase === 'index') controller.abort();
+        },
+      });
+      await expect(run).rejects.toMatchObject({ code: 'INTERRUPTED' });
+    } finally {
+      repo.close();
+    }
+  });
+
+  it('an index that cannot be reached ends the check with that error, also when packs were being read meanwhile', async () => {
+    const b = await cloneBackend(fx.backend);
+    const load = b.load.bind(b);
+    b.load = async (h, offset, length) => {
+      // Slow enough that packs are read while the index "loads".
+      if (h.type === 'index') await new Promise((r) => setTimeout(r, 50));
+      if (h.type === 'index') throw new BackupError('UNAVAILABLE', 'the destination went away');
+      return load(h, offset, length);
+    };
+    const repo = await open(b);
+    try {
+      await expect(verifyRepository(repo, { readData: { kind: 'all' }, workers: 1 })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    } finally {
+      repo.close();
+    }
   });
 
   it('streams the same check as an async iterator that ends with the summary', async () => {

@@ -1,9 +1,10 @@
 /**
  * The repository check. The structure check proves that every snapshot's tree resolves, that every blob a tree
  * references is indexed, that every indexed pack exists and that its header (read and authenticated) agrees with
- * the index. The data check, for the packs a selection picks, reads each pack in pieces, hashes it against its name,
- * authenticates its header, and lets worker threads open every blob (decrypt, decompress, re-hash against the id);
- * it runs while this thread checks the structure, and its outcomes are judged once the structure check is done.
+ * the index. The data check, for the packs a selection picks, reads each pack in pieces, authenticates its header,
+ * and lets worker threads hash it against its name and open every blob (decrypt, decompress, re-hash against the
+ * id); it runs while this thread loads the index (when it reads every pack) and checks the structure, and its
+ * outcomes are judged once the structure check is done.
  *
  * Damage never stops the check: each problem becomes a typed finding, streamed as it is found. At the end one walk
  * over the snapshots' trees maps the damaged blobs to the snapshots and file paths they put at risk, and the summary
@@ -22,7 +23,7 @@ import { headerMismatches } from './pack-verify.ts';
 import type { HeaderMismatch, PackVerdict } from './pack-verify.ts';
 import { VerifyPool, defaultVerifyWorkers } from './pool.ts';
 import { readPacks } from './read-packs.ts';
-import type { PackOutcome, PackReading } from './read-packs.ts';
+import type { PackOutcome, PackReading, ReadPacksOptions } from './read-packs.ts';
 import { describeSelection, selectPacks } from './subset.ts';
 import type { PackRef, PackSelection } from './subset.ts';
 import { eventStream, mapLimit, throwIfAborted } from './util.ts';
@@ -129,26 +130,37 @@ class Checker {
   private async check(pool: VerifyPool | undefined): Promise<CheckSummary> {
     const t0 = Date.now();
     await this.checkLocks();
-    this.phase('index');
-    const index = await loadIndexTolerant(this.repo);
-    this.counts.indexFiles = index.files.length;
-    this.counts.indexedPacks = index.packs.size;
-    for (const u of index.unreadable) {
-      this.report({
-        kind: 'unreadable-index', file: `index/${u.id}`, index: u.id,
-        message: `index file ${shortId(u.id)} is damaged (${u.message}): the packs it lists look unindexed and their blobs missing. Run \`bam repair index\` to rebuild the index from the pack headers`,
-      });
-    }
-    const packFiles = await this.listPacks();
-    const present = this.checkPackPresence(index, packFiles);
-    await this.readOrphanHeaders(index, packFiles);
-    const selected = this.options.readData ? selectPacks(present, this.options.readData, this.options.random) : [];
-    const readIds = new Set(selected.map((p) => p.id));
-    // The data is read and verified by the workers while this thread checks the structure; its outcomes are judged
-    // afterwards, in the order and with the deduplication of a data check that runs after the structure check.
-    const data = pool ? this.startData(pool, index, selected) : undefined;
+    // Reading every pack starts before the index loads (packs begun before it is loaded are cut by their own
+    // headers): otherwise the worker threads would wait out the index load. A subset is drawn from the indexed packs,
+    // so it waits for the index.
+    const early = pool && this.options.readData?.kind === 'all' ? await this.startEarlyData(pool) : undefined;
+    let data: DataRun | undefined = early?.run;
     let snapshots: SnapshotRef[];
     try {
+      this.phase('index');
+      const index = await loadIndexTolerant(this.repo).catch((e: unknown) => {
+        early?.indexFailed(e);
+        throw e;
+      });
+      early?.indexLoaded(index);
+      this.counts.indexFiles = index.files.length;
+      this.counts.indexedPacks = index.packs.size;
+      for (const u of index.unreadable) {
+        this.report({
+          kind: 'unreadable-index', file: `index/${u.id}`, index: u.id,
+          message: `index file ${shortId(u.id)} is damaged (${u.message}): the packs it lists look unindexed and their blobs missing. Run \`bam repair index\` to rebuild the index from the pack headers`,
+        });
+      }
+      // Listed after the index is loaded: a pack that a concurrent backup adds with its index is then listed too.
+      const packFiles = await this.listPacks();
+      const present = this.checkPackPresence(index, packFiles);
+      await this.readOrphanHeaders(index, packFiles);
+      const selected = this.options.readData ? selectPacks(present, this.options.readData, this.options.random) : [];
+      const readIds = new Set(selected.map((p) => p.id));
+      // The data is read and verified by the workers while this thread checks the structure; its outcomes are judged
+      // afterwards, in the order and with the deduplication of a data check that runs after the structure check.
+      if (early) early.select(selected);
+      else if (pool) data = this.startData(pool, index, selected);
       await this.checkHeaders(index, present.filter((p) => !readIds.has(p.id)));
       snapshots = await this.loadSnapshots();
       await this.walkTrees(snapshots);
@@ -156,6 +168,8 @@ class Checker {
       this.repo.dropTreeCaches();
       this.reportRecoverable();
     } catch (e) {
+      // Packs read before the index loaded wait for it: a check that ends without it ends their wait too.
+      early?.indexFailed(e);
       data?.reading.stop();
       await data?.reading.done.catch(() => {});
       throw e;
@@ -438,25 +452,71 @@ class Checker {
   /** Starts reading the selected packs; their outcomes wait in `pending` until finishData judges them. */
   private startData(pool: VerifyPool, index: LoadedIndex, packs: PackRef[]): DataRun {
     const run: DataRun = { index, total: packs.length, started: Date.now(), pending: [], judging: false, done: 0, bytesDone: 0, reading: undefined as unknown as PackReading };
-    const options = {
+    run.reading = readPacks(this.repo, cryptoMaterial(this.repo).key, pool, packs, this.readOptions(() => index), (o) => this.arrived(run, o));
+    return run;
+  }
+
+  /**
+   * Starts reading every pack in data/ before the index is loaded. `indexLoaded` (or `indexFailed`) must follow, then
+   * `select` with the packs the check reads: those it lists that are not selected (unindexed ones, or gone since) are
+   * left unjudged, and the selected ones it did not list (added since) are read after the others.
+   */
+  private async startEarlyData(pool: VerifyPool): Promise<{ run: DataRun; indexLoaded(index: LoadedIndex): void; indexFailed(e: unknown): void; select(packs: readonly PackRef[]): void }> {
+    const listed: PackRef[] = [];
+    for await (const f of this.repo.backend.list('data')) listed.push({ id: f.name, size: f.size });
+    listed.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    let ready!: () => void;
+    let failed!: (e: unknown) => void;
+    const indexReady = new Promise<void>((resolve, reject) => {
+      ready = resolve;
+      failed = reject;
+    });
+    // Rejected when the check fails anyway; the lanes that wait for it end with that error, handled by `done`.
+    indexReady.catch(() => {});
+    const run: DataRun = { index: undefined as unknown as LoadedIndex, total: 0, started: Date.now(), pending: [], judging: false, done: 0, bytesDone: 0, reading: undefined as unknown as PackReading };
+    const options = { ...this.readOptions(() => run.index), indexReady, open: true, skip: (id: Id) => run.selected !== undefined && !run.selected.has(id) };
+    run.reading = readPacks(this.repo, cryptoMaterial(this.repo).key, pool, listed, options, (o) => {
+      if (run.selected && !run.selected.has(o.pack.id)) return;
+      this.arrived(run, o);
+    });
+    return {
+      run,
+      indexLoaded: (index) => {
+        run.index = index;
+        ready();
+      },
+      indexFailed: (e) => failed(e),
+      select: (packs) => {
+        run.total = packs.length;
+        run.selected = new Set(packs.map((p) => p.id));
+        const early = new Set(listed.map((p) => p.id));
+        // An outcome that came before the selection was known waits in `pending`; finishData drops the unselected.
+        run.reading.add(packs.filter((p) => !early.has(p.id)));
+        run.reading.seal();
+      },
+    };
+  }
+
+  private readOptions(index: () => LoadedIndex): ReadPacksOptions {
+    return {
       concurrency: Math.max(1, this.options.concurrency ?? 4),
-      blobsOf: (id: Id) => index.blobsOf(id),
+      blobsOf: (id: Id) => index().blobsOf(id),
       ...(this.options.signal ? { signal: this.options.signal } : {}),
     };
-    run.reading = readPacks(this.repo, cryptoMaterial(this.repo).key, pool, packs, options, (o) => {
-      // A verdict carries all that judging it needs; a pack that could not be read is judged with its blobs.
-      if ('verdict' in o) index.forget(o.pack.id);
-      if (run.judging) this.outcome(run, o);
-      else run.pending.push(o);
-    });
-    return run;
+  }
+
+  private arrived(run: DataRun, o: PackOutcome): void {
+    // A verdict carries all that judging it needs; a pack that could not be read is judged with its blobs.
+    if ('verdict' in o) run.index.forget(o.pack.id);
+    if (run.judging) this.outcome(run, o);
+    else run.pending.push(o);
   }
 
   private async finishData(run: DataRun): Promise<void> {
     try {
       this.phase('data', run.total);
       run.judging = true;
-      for (const o of run.pending.splice(0)) this.outcome(run, o);
+      for (const o of run.pending.splice(0)) if (!run.selected || run.selected.has(o.pack.id)) this.outcome(run, o);
       await run.reading.done;
     } finally {
       run.reading.stop();
@@ -595,6 +655,8 @@ interface DataRun {
   total: number;
   started: number;
   pending: PackOutcome[];
+  /** the packs whose outcomes are judged, when the reading started before they were known (all others are) */
+  selected?: Set<Id>;
   judging: boolean;
   done: number;
   bytesDone: number;

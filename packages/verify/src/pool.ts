@@ -1,20 +1,25 @@
 /**
  * A small pool of worker threads for the data check and the recovery test: each task is a piece of a pack (whose
  * blobs are opened and re-hashed) or a batch of files (hashed). Size 0 runs the same code on the calling thread,
- * which tests and tiny repositories use. Each worker holds one task at a time; the others wait here, in order.
+ * which tests and tiny repositories use. Each worker holds one task at a time; the others wait here, in order: the
+ * pieces of a pack (a stream) for the one worker that hashes that pack, anything else for the first worker free.
  * Callers bound how many pieces they hand over at once; the pool itself queues without limit.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BackupError } from '@backup-manager/core-archive';
-import { BlobVerifier, hashFilesSync } from './pack-verify.ts';
-import type { BadBlob, PackPiece } from './pack-verify.ts';
+import { BlobVerifier, PackHashes, hashFilesSync, toBlobTable } from './pack-verify.ts';
+import type { BadBlob, PackPiece, PieceMessage } from './pack-verify.ts';
 
-export type ToVerifyWorker = { t: 'piece'; id: number; piece: PackPiece } | { t: 'hash'; id: number; paths: string[] };
+export type ToVerifyWorker =
+  | { t: 'piece'; id: number; piece: PackPiece | PieceMessage }
+  | { t: 'drop'; id: number; stream: number }
+  | { t: 'hash'; id: number; paths: string[] };
 /** A file's SHA-256, or why it could not be read. */
 export type FileDigest = { sha256: string } | { error: string };
 export type ToPool =
-  | { t: 'piece'; id: number; bad: BadBlob[] }
+  | { t: 'piece'; id: number; bad: BadBlob[]; digest?: string }
+  | { t: 'drop'; id: number }
   | { t: 'hash'; id: number; digests: FileDigest[] }
   | { t: 'error'; id: number; message: string; code: string };
 
@@ -29,6 +34,17 @@ interface Slot {
   /** tasks handed to this worker and not answered yet: 0 or 1 */
   busy: number;
   dead?: boolean;
+  /** tasks for this worker alone (the pieces of its streams), served before the shared queue */
+  queue: Queued[];
+  /** streams bound to this worker and not ended */
+  streams: number;
+}
+
+/** The pieces of one pack, which go in order to one worker that hashes them (see PackHashes). */
+export interface PackStream {
+  readonly id: number;
+  /** the worker it is bound to (0 with no workers) */
+  readonly slot: number;
 }
 
 interface Queued {
@@ -53,7 +69,7 @@ function workerUrl(): URL {
  * sources.
  */
 function workerAccepts(flag: string): boolean {
-  return !/^--(expose-gc|max-semi-space-size|max-old-space-size|max-young-generation-size|stack-size|v8-)/.test(flag);
+  return !/^--(expose-gc|max-semi-space-size|max-old-space-size|max-young-generation-size|stack-size|trace-gc|v8-)/.test(flag);
 }
 
 export class VerifyPool {
@@ -66,6 +82,9 @@ export class VerifyPool {
   private closed = false;
   /** with no workers: the verifier of this thread, made at the first piece */
   private local: BlobVerifier | undefined;
+  private readonly localHashes = new PackHashes();
+  private nextStream = 1;
+  private readonly streams = new Map<number, Slot>();
 
   constructor(key: Uint8Array, size = defaultVerifyWorkers()) {
     this.key = key;
@@ -74,7 +93,7 @@ export class VerifyPool {
     const execArgv = url.pathname.endsWith('.ts') ? [...process.execArgv.filter(workerAccepts), '--conditions=source'] : undefined;
     for (let i = 0; i < size; i++) {
       const worker = new Worker(url, { workerData: { key }, ...(execArgv ? { execArgv } : {}) });
-      const slot: Slot = { worker, busy: 0 };
+      const slot: Slot = { worker, busy: 0, queue: [], streams: 0 };
       worker.on('message', (m: ToPool) => this.onMessage(m));
       worker.on('error', (e) => this.onDeath(slot, e));
       worker.on('exit', (code) => {
@@ -94,11 +113,54 @@ export class VerifyPool {
    * use them afterwards.
    */
   async verifyPiece(piece: PackPiece): Promise<BadBlob[]> {
-    if (this.slots.length === 0) return (this.local ??= new BlobVerifier(this.key)).verify(piece, true);
+    return (await this.verifyInStream(piece)).bad;
+  }
+
+  /**
+   * Binds a pack to the worker with the fewest packs under way: its pieces, handed over in the pack's order with
+   * verifyPiece's `hash`, are hashed there in that order (a worker answers its tasks one after another).
+   */
+  openStream(): PackStream {
+    const id = this.nextStream++;
+    const live = this.slots.filter((s) => !s.dead);
+    if (live.length === 0) return { id, slot: 0 };
+    const slot = live.reduce((a, b) => (b.streams < a.streams || (b.streams === a.streams && b.queue.length < a.queue.length) ? b : a));
+    slot.streams++;
+    this.streams.set(id, slot);
+    return { id, slot: this.slots.indexOf(slot) };
+  }
+
+  /** Ends a stream; `complete` when its last piece was handed over, otherwise its worker forgets its running hash. */
+  async closeStream(stream: PackStream, complete: boolean): Promise<void> {
+    const slot = this.streams.get(stream.id);
+    this.streams.delete(stream.id);
+    if (slot) slot.streams--;
+    if (complete) return;
+    if (this.slots.length === 0) this.localHashes.drop(stream.id);
+    else if (slot && !this.failure) await this.send({ t: 'drop', id: 0, stream: stream.id }, [], slot);
+  }
+
+  /**
+   * verifyPiece, and for a piece of a stream (`piece.hash`) the pack's digest once its last piece is hashed. The
+   * piece goes to the stream's worker.
+   */
+  async verifyInStream(piece: PackPiece): Promise<{ bad: BadBlob[]; digest?: string }> {
+    if (this.slots.length === 0) {
+      // Hashed before its blobs are decrypted in place.
+      const digest = piece.hash ? this.localHashes.update(piece.hash, piece.bytes) : undefined;
+      const bad = (this.local ??= new BlobVerifier(this.key)).verify(piece, true);
+      return digest === undefined ? { bad } : { bad, digest };
+    }
+    if (this.failure) throw this.failed();
     const bytes = piece.bytes.byteOffset === 0 && piece.bytes.byteLength === piece.bytes.buffer.byteLength ? piece.bytes : piece.bytes.slice();
-    const reply = await this.send({ t: 'piece', id: 0, piece: { ...piece, bytes } }, [bytes.buffer as ArrayBuffer]);
+    const table = toBlobTable(piece.blobs);
+    const hash = piece.hash ? { hash: piece.hash } : {};
+    const sent: PackPiece | PieceMessage = table ? { packId: piece.packId, start: piece.start, bytes, table, ...hash } : { ...piece, bytes };
+    const slot = piece.hash ? this.streams.get(piece.hash.stream) : undefined;
+    if (piece.hash && !slot) throw new BackupError('INTERNAL', `verify stream ${piece.hash.stream} is not open`);
+    const reply = await this.send({ t: 'piece', id: 0, piece: sent }, [bytes.buffer as ArrayBuffer], slot);
     if (reply.t !== 'piece') throw new BackupError('INTERNAL', `unexpected answer ${reply.t} from a verify worker`);
-    return reply.bad;
+    return reply.digest === undefined ? { bad: reply.bad } : { bad: reply.bad, digest: reply.digest };
   }
 
   /** SHA-256 of local files, in one round trip (batches amortise the message cost over many small files). */
@@ -111,21 +173,22 @@ export class VerifyPool {
 
   /**
    * Hands the task to the first worker that is free, or queues it here until one is: a pack waits on this thread
-   * instead of in one worker's queue while another worker has nothing to do.
+   * instead of in one worker's queue while another worker has nothing to do. A task for one worker (`slot`) waits
+   * for that worker.
    */
-  private send(msg: ToVerifyWorker, transfer: ArrayBuffer[] = []): Promise<ToPool> {
+  private send(msg: ToVerifyWorker, transfer: ArrayBuffer[] = [], slot?: Slot): Promise<ToPool> {
     if (this.failure) return Promise.reject(this.failed());
     return new Promise<ToPool>((resolve, reject) => {
-      this.queue.push({ msg: { ...msg, id: this.next++ }, transfer, resolve, reject });
+      (slot?.queue ?? this.queue).push({ msg: { ...msg, id: this.next++ }, transfer, resolve, reject });
       this.dispatch();
     });
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0) {
-      const slot = this.slots.find((s) => s.busy === 0 && !s.dead);
-      if (!slot) return;
-      const q = this.queue.shift()!;
+    for (const slot of this.slots) {
+      if (slot.busy > 0 || slot.dead) continue;
+      const q = slot.queue.shift() ?? this.queue.shift();
+      if (!q) continue;
       slot.busy++;
       this.pending.set(q.msg.id, { resolve: q.resolve, reject: q.reject, slot });
       slot.worker.postMessage(q.msg, q.transfer);
@@ -156,7 +219,7 @@ export class VerifyPool {
       p.reject(new BackupError('INTERNAL', `a verify worker failed: ${e.message}`, { cause: e }));
     }
     // Once a worker has failed no new task starts (as send refuses them): the queued ones fail with it.
-    for (const q of this.queue.splice(0)) q.reject(this.failed());
+    for (const q of [...this.queue.splice(0), ...this.slots.flatMap((s) => s.queue.splice(0))]) q.reject(this.failed());
   }
 
   /** Stops the workers; closing again does nothing. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { cryptoMaterial } from '@backup-manager/core-archive';
+import { BackupError, cryptoMaterial } from '@backup-manager/core-archive';
 import type { Backend, IndexBlobEntry } from '@backup-manager/core-archive';
 import { loadIndexTolerant } from './load-index.ts';
 import { BlobVerifier } from './pack-verify.ts';
@@ -123,7 +123,7 @@ async function readAll(backend: Backend, workers: number, pieceBytes: number): P
 }
 
 describe('readPacks', () => {
-  for (const workers of [0, 1]) {
+  for (const workers of [0, 1, 2]) {
     it(`reads packs in pieces and verifies every blob (${workers} workers)`, async () => {
       const { outcomes, pieces } = await readAll(fx.backend, workers, 16 * 1024);
       expect(pieces).toBeGreaterThan(outcomes.length);
@@ -152,6 +152,80 @@ describe('readPacks', () => {
     expect(v.bad.map((x) => [x.id, x.reason])).toEqual([[where.blob, 'unreadable']]);
     expect(v.bad[0]!.message).toMatch(/failed authentication/);
   });
+});
+
+describe('readPacks, a pack that fails to load half-way', () => {
+  it('is an outcome of its own, and the hashes of the packs read after it on the same worker are right', async () => {
+    const b = await cloneBackend(fx.backend);
+    const packs: string[] = [];
+    for await (const f of b.list('data')) if (f.size > 64 * 1024) packs.push(f.name);
+    const victim = packs.sort()[0]!;
+    const load = b.load.bind(b);
+    b.load = async (h, offset, length) => {
+      if (h.name === victim && (offset ?? 0) > 0) throw new BackupError('IO', 'the disk went away');
+      return load(h, offset, length);
+    };
+    const { outcomes } = await readAll(b, 1, 16 * 1024);
+    for (const o of outcomes) {
+      if (o.pack.id === victim) expect('error' in o && (o.error as Error).message).toBe('the disk went away');
+      else expect('verdict' in o && o.verdict.hashMatches && o.verdict.bad.length === 0).toBe(true);
+    }
+    expect(outcomes.length).toBeGreaterThan(1);
+  });
+});
+
+describe('readPacks before the index is loaded', () => {
+  for (const [workers, lanes] of [[0, 'all'], [1, 'all'], [2, 1]] as const) {
+    it(`cuts packs by their own headers, with the same outcomes as a reading planned by the index, also where the index disagrees with a header (${workers} workers, ${lanes} lanes)`, async () => {
+      const b = await cloneBackend(fx.backend);
+      const repo = await open(b);
+      try {
+        const where = await firstBlobOf(repo, fx.snapshots[0]!, `${fx.src}/${FILES.photo}`);
+        await flipByte(b, { type: 'data', name: where.pack }, where.offset + 100);
+        const index = await loadIndexTolerant(repo, { populate: false });
+        const packs: { id: string; size: number }[] = [];
+        for await (const f of b.list('data')) packs.push({ id: f.name, size: f.size });
+        packs.sort((x, y) => (x.id < y.id ? -1 : 1));
+        // A damaged index for one pack (not the one with the flipped byte): an entry placed one byte off, one with
+        // the wrong plaintext length, one beyond the end of the pack, one listed twice, and one missing.
+        const victim = packs.find((p) => p.id !== where.pack && index.blobsOf(p.id).length >= 5)!;
+        const blobsOf = (id: string): IndexBlobEntry[] => {
+          const list = index.blobsOf(id);
+          if (id !== victim.id) return list;
+          const [e0, e1, e2, e3, ...rest] = list;
+          return [e0!, { ...e1!, offset: e1!.offset + 1 }, { ...e2!, rawLength: e2!.rawLength + 1 }, { ...e3!, offset: victim.size + 10 }, e0!, ...rest.slice(1)];
+        };
+        const key = cryptoMaterial(repo).key;
+        const readWith = async (indexReady?: Promise<void>): Promise<PackOutcome[]> => {
+          const outcomes: PackOutcome[] = [];
+          // With one lane per pack, every pack starts (and reads its header) while the index is still "loading"; with
+          // one lane, a few packs do, and the others wait for the index.
+          const reading = readPacks(repo, key, new VerifyPool(key, workers), packs, { concurrency: lanes === 'all' ? packs.length : lanes, blobsOf, pieceBytes: 16 * 1024, ...(indexReady ? { indexReady } : {}) }, (o) => outcomes.push(o));
+          await reading.done;
+          return outcomes.sort((x, y) => (x.pack.id < y.pack.id ? -1 : 1));
+        };
+        const planned = await readWith();
+        let loaded = false;
+        const early = await readWith(
+          new Promise((resolve) =>
+            setTimeout(() => {
+              loaded = true;
+              resolve();
+            }, 20),
+          ),
+        );
+        expect(loaded).toBe(true);
+        expect(early).toEqual(planned);
+        const verdict = (id: string) => (early.find((o) => o.pack.id === id) as Extract<PackOutcome, { verdict: unknown }>).verdict;
+        const v = verdict(victim.id);
+        expect(v.header.ok && v.header.mismatches.length).toBe(3);
+        expect(v.bad.map((x) => [x.at, x.reason])).toEqual([[1, 'unreadable'], [2, 'unreadable'], [3, 'outside-pack']]);
+        expect(verdict(where.pack).bad.map((x) => x.id)).toEqual([where.blob]);
+      } finally {
+        repo.close();
+      }
+    });
+  }
 });
 
 describe('BlobVerifier', () => {

@@ -1,10 +1,11 @@
 /**
  * The reading half of the data check: loads each selected pack in pieces of a few megabytes cut between blobs,
- * hashes the pieces in order against the pack's name and authenticates the pack's header from the last one, and
- * hands each piece to the verify pool, which opens its blobs. Memory is bounded by the bytes of the pieces in
- * flight, not by the size of packs. It runs beside the structure check, so that the worker threads decrypt while
- * the main thread walks the trees; each pack's outcome (its verdict, or why it could not be loaded) is reported as
- * it comes, and the checker decides when to judge it.
+ * authenticates the pack's header, and hands the pieces in order to one worker of the verify pool, which hashes them
+ * against the pack's name and opens their blobs. Memory is bounded by the bytes of the pieces in flight, not by the
+ * size of packs. It runs beside the structure check, and may start before the index is loaded (packs are then cut
+ * by their own headers), so that the worker threads decrypt while the main thread loads the index and walks the
+ * trees; each pack's outcome (its verdict, or why it could not be loaded) is reported as it comes, and the checker
+ * decides when to judge it.
  */
 import { createHash } from 'node:crypto';
 import { BackupError, isBackupError, readPackHeader } from '@backup-manager/core-archive';
@@ -20,8 +21,18 @@ export type PackOutcome = { pack: PackRef; verdict: PackVerdict } | { pack: Pack
 export interface ReadPacksOptions {
   /** packs loaded at once */
   concurrency: number;
-  /** the blobs the index places in a pack */
+  /** the blobs the index places in a pack; called only once `indexReady` has settled */
   blobsOf: (packId: string) => IndexBlobEntry[];
+  /**
+   * Given while the index is still loading: settles when blobsOf may be called. A pack started before then is cut
+   * into pieces by its own authenticated header, so that the workers need not wait for the index, and its outcome is
+   * reconciled with the index once it is loaded (see reconcile). Rejecting ends the reading with that error.
+   */
+  indexReady?: Promise<void>;
+  /** more packs come through PackReading.add, until PackReading.seal */
+  open?: boolean;
+  /** packs that turned out not to be wanted after all, asked before each pack starts */
+  skip?: (packId: string) => boolean;
   signal?: AbortSignal;
   /** bytes a piece aims at (default PIECE_BYTES) */
   pieceBytes?: number;
@@ -30,6 +41,10 @@ export interface ReadPacksOptions {
 export interface PackReading {
   /** Settles when every pack is done (or, after stop(), when those under way are); rejects on the first failure. */
   readonly done: Promise<void>;
+  /** Queues more packs (a reading started with `open`). */
+  add(packs: readonly PackRef[]): void;
+  /** No more packs come: the reading ends once the queued ones are done. */
+  seal(): void;
   /** Starts no further pack. */
   stop(): void;
 }
@@ -91,76 +106,171 @@ export function readPacks(
   onOutcome: (o: PackOutcome) => void,
 ): PackReading {
   let stopped = false;
+  let sealed = !options.open;
+  const queue = [...packs];
+  const wake: (() => void)[] = [];
+  const wakeAll = (): void => {
+    for (const w of wake.splice(0)) w();
+  };
+  let indexLoaded = options.indexReady === undefined;
+  /** packs cut by their headers whose judging waits for the index */
+  let awaitingIndex = 0;
+  const later: Promise<void>[] = [];
+  options.indexReady?.then(
+    () => {
+      indexLoaded = true;
+    },
+    () => {},
+  );
   const target = options.pieceBytes ?? PIECE_BYTES;
-  // A piece in each worker, and two loaded ahead: enough to keep every worker busy while the next piece loads.
-  const budget = new ByteBudget((pool.size + 2) * target);
+  // Per worker, the piece it opens and two loaded ahead: enough to keep it busy while the next piece loads. (Each
+  // worker has its own, as a pack's pieces all go to one worker: the packs of a slower one must not hold it all.)
+  const budgets = Array.from({ length: Math.max(1, pool.size) }, () => new ByteBudget(3 * target));
   const load = (p: PackRef, offset: number, length: number): Promise<Uint8Array> => repo.backend.load({ type: 'data', name: p.id }, offset, length);
 
-  const onePack = async (p: PackRef): Promise<void> => {
-    const blobs = options.blobsOf(p.id);
+  /**
+   * The pack's authenticated header, when the index is not loaded yet and the header reads: then the pack is cut by
+   * it. Any failure (a damaged header, a failed load) leaves the pack to the ordinary reading planned by the index,
+   * which reports it exactly as it always does.
+   */
+  const earlyHeader = async (p: PackRef): Promise<IndexBlobEntry[] | undefined> => {
+    // The packs waiting for the index hold their header's entries: a few, not a whole repository's worth.
+    if (indexLoaded || awaitingIndex >= 2 * options.concurrency) return undefined;
+    try {
+      return await readPackHeader((offset, length) => load(p, offset, length), p.size, key, p.id);
+    } catch {
+      throwIfAborted(options.signal, 'verify');
+      return undefined;
+    }
+  };
+
+  /** Reads and verifies a pack; a pack cut by its header is judged `later`, once the index is loaded. */
+  const onePack = async (p: PackRef): Promise<{ later: Promise<void> } | undefined> => {
+    const headerEntries = await earlyHeader(p);
+    if (!headerEntries) await options.indexReady;
+    const blobs = headerEntries ?? options.blobsOf(p.id);
     const plan = planPieces(blobs, p.size, target, Math.min(TAIL_BYTES, target));
-    const hash = createHash('sha256');
-    const verifying: Promise<BadBlob[]>[] = [];
+    // The pack's pieces go in order to one worker, which hashes them against the pack's name.
+    const stream = pool.openStream();
+    const budget = budgets[stream.slot]!;
+    const verifying: Promise<{ bad: BadBlob[]; digest?: string }>[] = [];
     let header: PackVerdict['header'] = { ok: false, message: 'it was not read' };
     let failure: { error: unknown } | undefined;
-    for (const piece of plan.pieces) {
-      const length = piece.end - piece.start;
-      await budget.take(length);
-      let bytes: Uint8Array;
-      try {
-        bytes = await load(p, piece.start, length);
-        if (bytes.byteLength !== length) throw new BackupError('INVALID_RANGE', `reading ${length} bytes at offset ${piece.start} of pack ${p.id.slice(0, 12)} returned ${bytes.byteLength}: the file changed while being read`);
-        hash.update(bytes);
-        if (piece.end === p.size) header = await readHeader(p, blobs, bytes, piece.start, load, key);
-      } catch (e) {
-        budget.give(length);
-        failure = { error: e };
-        break;
+    let digest = plan.pieces.length === 0 ? createHash('sha256').digest('hex') : undefined;
+    try {
+      for (const [k, piece] of plan.pieces.entries()) {
+        const length = piece.end - piece.start;
+        await budget.take(length);
+        let bytes: Uint8Array;
+        try {
+          bytes = await load(p, piece.start, length);
+          if (bytes.byteLength !== length) throw new BackupError('INVALID_RANGE', `reading ${length} bytes at offset ${piece.start} of pack ${p.id.slice(0, 12)} returned ${bytes.byteLength}: the file changed while being read`);
+          if (piece.end === p.size && !headerEntries) header = await readHeader(p, blobs, bytes, piece.start, load, key);
+        } catch (e) {
+          budget.give(length);
+          failure = { error: e };
+          break;
+        }
+        // The pool takes the buffer (it is transferred to a worker, which hashes it first): the header is read before.
+        const task: PackPiece = { packId: p.id, start: piece.start, bytes, blobs: piece.blobs, hash: { stream: stream.id, last: k === plan.pieces.length - 1 } };
+        const v = pool.verifyInStream(task);
+        v.then(
+          () => budget.give(length),
+          () => budget.give(length),
+        );
+        verifying.push(v);
       }
-      // The pool takes the buffer (it is transferred to a worker): hashed and header read before.
-      const task: PackPiece = { packId: p.id, start: piece.start, bytes, blobs: piece.blobs };
-      const v = pool.verifyPiece(task);
-      v.then(
-        () => budget.give(length),
-        () => budget.give(length),
-      );
-      verifying.push(v);
+    } finally {
+      await pool.closeStream(stream, failure === undefined && verifying.length === plan.pieces.length);
     }
     // Every piece handed over is waited for, also when a later one failed to load: a worker's failure ends the check.
-    const results = await Promise.all(verifying);
+    const replies = await Promise.all(verifying);
+    const results = replies.map((r) => r.bad);
+    digest ??= replies[replies.length - 1]?.digest;
     if (failure) {
       throwIfAborted(options.signal, 'verify');
       if (isBackupError(failure.error) && failure.error.code === 'INTERRUPTED') throw failure.error;
       onOutcome({ pack: p, error: failure.error });
       return;
     }
+    const hashMatches = digest === p.id;
+    if (headerEntries) {
+      // Judged once the index is loaded; meanwhile the lane goes on with the next pack, so that the workers do not
+      // wait for the index either.
+      const finish = async (): Promise<void> => {
+        await options.indexReady;
+        const indexed = options.blobsOf(p.id);
+        const checked = await reconcile(p, indexed, headerEntries, plan, results.flat(), async (entry, at) => {
+          // An index entry the header does not confirm: its bytes are opened the way an index-planned piece would be.
+          await budget.take(entry.length);
+          let bytes: Uint8Array;
+          try {
+            bytes = await load(p, entry.offset, entry.length);
+            if (bytes.byteLength !== entry.length) throw new BackupError('INVALID_RANGE', `reading ${entry.length} bytes at offset ${entry.offset} of pack ${p.id.slice(0, 12)} returned ${bytes.byteLength}: the file changed while being read`);
+          } catch (e) {
+            budget.give(entry.length);
+            return { error: e };
+          }
+          try {
+            return await pool.verifyPiece({ packId: p.id, start: entry.offset, bytes, blobs: [{ entry, at }] });
+          } finally {
+            budget.give(entry.length);
+          }
+        });
+        if (!Array.isArray(checked)) {
+          throwIfAborted(options.signal, 'verify');
+          if (isBackupError(checked.error) && checked.error.code === 'INTERRUPTED') throw checked.error;
+          onOutcome({ pack: p, error: checked.error });
+          return;
+        }
+        const verdictHeader: PackVerdict['header'] = { ok: true, mismatches: headerMismatches(indexed, headerEntries) };
+        onOutcome({ pack: p, verdict: { packId: p.id, size: p.size, hashMatches, header: verdictHeader, bad: checked, blobsChecked: indexed.length } });
+      };
+      awaitingIndex++;
+      return { later: finish().finally(() => awaitingIndex--) };
+    }
     if (plan.pieces.length === 0) header = await readHeader(p, blobs, new Uint8Array(0), 0, load, key);
     const bad = results.flat();
-    for (const at of plan.outside) {
-      const b = blobs[at]!;
-      bad.push({ id: b.id, type: b.type, offset: b.offset, length: b.length, at, reason: 'outside-pack', message: `bytes ${b.offset}–${b.offset + b.length} lie beyond the end of the ${p.size}-byte pack` });
-    }
+    for (const at of plan.outside) bad.push(outsidePack(p, blobs[at]!, at));
     bad.sort((a, b) => a.at - b.at);
-    onOutcome({ pack: p, verdict: { packId: p.id, size: p.size, hashMatches: hash.digest('hex') === p.id, header, bad, blobsChecked: blobs.length } });
+    onOutcome({ pack: p, verdict: { packId: p.id, size: p.size, hashMatches, header, bad, blobsChecked: blobs.length } });
   };
 
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (!stopped && next < packs.length) {
-      throwIfAborted(options.signal, 'verify');
-      await onePack(packs[next++]!);
+  const nextPack = async (): Promise<PackRef | undefined> => {
+    for (;;) {
+      if (stopped) return undefined;
+      const p = queue.shift();
+      if (p !== undefined && options.skip?.(p.id)) continue;
+      if (p !== undefined || sealed) return p;
+      await new Promise<void>((resolve) => wake.push(resolve));
     }
   };
-  const lanes = Array.from({ length: Math.max(1, Math.min(options.concurrency, packs.length)) }, async () => {
+  const lane = async (): Promise<void> => {
+    for (let p = await nextPack(); p !== undefined; p = await nextPack()) {
+      throwIfAborted(options.signal, 'verify');
+      const pending = await onePack(p);
+      if (pending) {
+        later.push(pending.later);
+        // A failure there ends the reading as a lane's does (and is thrown from `done`).
+        pending.later.catch(() => {
+          stopped = true;
+          wakeAll();
+        });
+      }
+    }
+  };
+  const lanes = Array.from({ length: Math.max(1, Math.min(options.concurrency, options.open ? Infinity : packs.length)) }, async () => {
     try {
       await lane();
     } catch (e) {
       // One failure ends the reading: the other lanes finish the pack they hold and start no other.
       stopped = true;
+      wakeAll();
       throw e;
     }
   });
   const done = Promise.allSettled(lanes).then(async (results) => {
+    results.push(...(await Promise.allSettled(later)));
     await pool.close();
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -170,10 +280,68 @@ export function readPacks(
   done.catch(() => {});
   return {
     done,
+    add: (more) => {
+      queue.push(...more);
+      wakeAll();
+    },
+    seal: () => {
+      sealed = true;
+      wakeAll();
+    },
     stop: () => {
       stopped = true;
+      wakeAll();
     },
   };
+}
+
+function outsidePack(p: PackRef, b: IndexBlobEntry, at: number): BadBlob {
+  return { id: b.id, type: b.type, offset: b.offset, length: b.length, at, reason: 'outside-pack', message: `bytes ${b.offset}–${b.offset + b.length} lie beyond the end of the ${p.size}-byte pack` };
+}
+
+function entryKey(e: IndexBlobEntry): string {
+  return `${e.id}/${e.type}/${e.offset}/${e.length}/${e.rawLength}`;
+}
+
+/**
+ * The failing blobs of a pack that was cut by its header, as the index's entries (in the index's order, `at` its
+ * positions): an entry equal to one of the header's has that blob's result; one beyond the end of the pack lies
+ * outside it, as with an index-planned reading; any other (the header places the blob elsewhere or lacks it) is
+ * opened from its own bytes by `openAlone` (whose failure to load them is returned). A blob that only the header
+ * lists is not judged, as it never is.
+ */
+async function reconcile(
+  p: PackRef,
+  indexed: readonly IndexBlobEntry[],
+  headerEntries: readonly IndexBlobEntry[],
+  plan: PiecePlan,
+  failed: readonly BadBlob[],
+  openAlone: (entry: IndexBlobEntry, at: number) => Promise<BadBlob[] | { error: unknown }>,
+): Promise<BadBlob[] | { error: unknown }> {
+  const verified = new Map<string, BadBlob | undefined>();
+  const outside = new Set(plan.outside);
+  headerEntries.forEach((h, at) => {
+    if (!outside.has(at)) verified.set(entryKey(h), undefined);
+  });
+  for (const b of failed) verified.set(entryKey(headerEntries[b.at]!), b);
+  const bad: BadBlob[] = [];
+  for (let at = 0; at < indexed.length; at++) {
+    const e = indexed[at]!;
+    if (e.offset + e.length > p.size) {
+      bad.push(outsidePack(p, e, at));
+      continue;
+    }
+    const key = entryKey(e);
+    if (verified.has(key)) {
+      const b = verified.get(key);
+      if (b) bad.push({ ...b, at });
+      continue;
+    }
+    const alone = await openAlone(e, at);
+    if (!Array.isArray(alone)) return alone;
+    bad.push(...alone);
+  }
+  return bad;
 }
 
 /**

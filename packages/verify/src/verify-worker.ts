@@ -1,14 +1,16 @@
 /**
- * Worker thread of the verify pool: runs pack verifications and file hashes off the main thread, so that both
- * cores decrypt and hash while the main thread keeps reading. The main thread does all repository I/O.
+ * Worker thread of the verify pool: runs pack verifications (hashing each pack against its name, and opening its
+ * blobs) and file hashes off the main thread, so that both cores decrypt and hash while the main thread keeps
+ * reading. The main thread does all repository I/O.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { BlobVerifier, hashFilesSync } from './pack-verify.ts';
+import { BlobVerifier, PackHashes, hashFilesSync } from './pack-verify.ts';
 import type { ToPool, ToVerifyWorker } from './pool.ts';
 
 const port = parentPort;
 if (!port) throw new Error('verify-worker.ts must run as a worker thread');
 const verifier = new BlobVerifier((workerData as { key: Uint8Array }).key);
+const hashes = new PackHashes();
 
 /**
  * Frees a piece's memory as soon as it is verified: it was transferred here whole and nothing else holds it, and
@@ -28,10 +30,16 @@ function handle(msg: ToVerifyWorker): ToPool {
   try {
     if (msg.t === 'piece') {
       try {
-        return { t: 'piece', id: msg.id, bad: verifier.verify(msg.piece, true) };
+        // Hashed before its blobs are decrypted in place.
+        const digest = msg.piece.hash ? hashes.update(msg.piece.hash, msg.piece.bytes) : undefined;
+        return { t: 'piece', id: msg.id, bad: verifier.verify(msg.piece, true), ...(digest === undefined ? {} : { digest }) };
       } finally {
         release(msg.piece.bytes);
       }
+    }
+    if (msg.t === 'drop') {
+      hashes.drop(msg.stream);
+      return { t: 'drop', id: msg.id };
     }
     return { t: 'hash', id: msg.id, digests: hashFilesSync(msg.paths) };
   } catch (e) {

@@ -7,7 +7,7 @@ import { chunkLengths, createChunkerParams, DEFAULT_CHUNK_SIZES } from '../chunk
 import { openBlob } from '../crypto/blob.ts';
 import { idToBytes } from '../crypto/hash.ts';
 import type { ToMain, ToWorker, WorkerFileResult, WorkerInit } from '../pool-protocol.ts';
-import { BackupPipeline } from './backup-worker.ts';
+import { BATCH_BYTES, BackupPipeline } from './backup-worker.ts';
 import type { BackupPort } from './backup-worker.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backup-worker-'));
@@ -47,6 +47,8 @@ class FakeMain implements BackupPort {
   readonly results: { job: number; result: WorkerFileResult; storedThen: Set<string> }[] = [];
   readonly done: number[] = [];
   failStores = false;
+  /** delay in ms of the acknowledgement of a 'blobs' message holding a chunk larger than an arena */
+  slowLargeStores = 0;
 
   post(msg: ToMain): void {
     if (msg.t !== 'results') throw new Error(`unexpected ${msg.t}`);
@@ -59,6 +61,7 @@ class FakeMain implements BackupPort {
   }
 
   request(msg: Extract<ToMain, { req: number }>): Promise<ToWorker> {
+    const large = msg.t === 'blobs' && msg.blobs.some((b) => b.rawLength > BATCH_BYTES);
     return new Promise((resolve) => {
       setTimeout(() => {
         if (msg.t === 'query') {
@@ -77,7 +80,7 @@ class FakeMain implements BackupPort {
           this.stored.set(b.id, plain);
         }
         resolve({ t: 'ack', req: msg.req, data: msg.data });
-      }, Math.random() * 4);
+      }, large ? this.slowLargeStores : Math.random() * 4);
     });
   }
 
@@ -166,6 +169,46 @@ describe('BackupPipeline', () => {
     }
     const max = main.results.find((r) => r.result.index === 4)!.result;
     expect('content' in max && max.content).toHaveLength(1);
+  });
+
+  it('holds back the results of a file with a chunk larger than an arena, and of the files after it, until that chunk is stored', async () => {
+    const { maxSize } = DEFAULT_CHUNK_SIZES;
+    // zeros cut at maxSize (one blob, asked about twice: stored once), then random data whose chunks mostly fit an arena
+    const big = new Uint8Array(Buffer.concat([new Uint8Array(2 * maxSize), randomBytes(5 * 1024 * 1024)]));
+    const files = [file('l-before', text(3000, 1)), file('l-big', big), file('l-copy', big.slice()), ...Array.from({ length: 5 }, (_, i) => file(`l-after${i}`, text(4000 + i, 20 + i)))];
+    const main = new FakeMain();
+    main.slowLargeStores = 500;
+    const p = main.pipeline();
+    await p.addFiles(1, jobOf(files, 0));
+    await p.finish();
+    p.close();
+    expect(main.done).toEqual([1]);
+    expect(main.results).toHaveLength(files.length);
+    const zeros = sha(new Uint8Array(maxSize));
+    for (const { result, storedThen } of main.results) {
+      if (result.error) throw new Error(result.error.message);
+      if (result.index >= 1) expect(storedThen.has(zeros)).toBe(true);
+      for (const id of result.content) expect(storedThen.has(id)).toBe(true);
+      expect(Buffer.concat(result.content.map((id) => main.stored.get(id)!)).equals(Buffer.from(files[result.index]!.bytes))).toBe(true);
+    }
+    expect(main.stored.get(zeros)?.byteLength).toBe(maxSize);
+  });
+
+  it('fails the pipeline when a chunk larger than an arena cannot be stored', async () => {
+    const main = new FakeMain();
+    main.failStores = true;
+    const p = main.pipeline();
+    let error: unknown;
+    try {
+      await p.addFiles(3, jobOf([file('x-zeros', new Uint8Array(3 * DEFAULT_CHUNK_SIZES.maxSize)), file('x-small', text(100, 5))], 0));
+      await p.finish();
+    } catch (e) {
+      error = e;
+    }
+    expect((error as { code?: string }).code).toBe('IO');
+    expect(main.done).toEqual([]);
+    expect(main.results).toEqual([]);
+    p.close();
   });
 
   it('fails the whole pipeline when the main thread cannot store blobs, naming the open jobs', async () => {

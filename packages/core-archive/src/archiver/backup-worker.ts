@@ -35,14 +35,18 @@ export interface BackupPort {
 
 /**
  * Chunk bytes a batch holds before its dedup question goes out: the size of an arena, of which a worker has up to
- * MAX_ASKED + 1. Every byte is a copy held in memory; a chunk (1 MiB on average) larger than an arena gets a buffer
- * of its own.
+ * MAX_ASKED + 1. Every byte is a copy held in memory; a chunk (1 MiB on average) larger than an arena is not
+ * copied (see addLargeChunk).
  */
 export const BATCH_BYTES = 2 * 1024 * 1024;
 /** Files a batch holds at most, so that results of small files do not wait long. */
 export const BATCH_FILES = 256;
-/** Batches asked about and not yet sealed while the worker reads on (each holds an arena). */
-const MAX_ASKED = 2;
+/**
+ * Batches asked about and not yet sealed while the worker reads on (each holds an arena). One: the main thread
+ * answers within the time a batch takes to read, and a second arena per worker cost 2 MiB of peak memory for no
+ * speed measured.
+ */
+const MAX_ASKED = 1;
 /** Outboxes in flight at most: the one being filled and the one the main thread is storing. */
 const OUTBOXES = 2;
 const OUTBOX_BYTES = BATCH_BYTES + 64 * 1024;
@@ -53,8 +57,8 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 interface Batch {
   /** where the chunks are copied; each batch in flight has its own */
   arena: Uint8Array;
-  /** `arena` was made for one chunk larger than BATCH_BYTES: freed once sealed instead of kept */
-  oversized?: boolean;
+  /** stores of chunks too large for an arena, sealed and sent at once: the batch's results wait for them too */
+  sent?: Promise<void>[];
   ids: string[];
   /** views into `arena` */
   chunks: Uint8Array[];
@@ -113,6 +117,8 @@ export class BackupPipeline {
   private failure: Error | undefined;
   /** the chunker's buffer, also holding whole small files */
   private readerBuffer: Uint8Array | undefined;
+  /** the store of the last chunk sealed by addLargeChunk, until the main thread has it */
+  private largeSend: Promise<void> | undefined;
 
   constructor(port: BackupPort, init: WorkerInit, chunker: ChunkerParams, nextReq: () => number) {
     this.port = port;
@@ -156,6 +162,7 @@ export class BackupPipeline {
   /** Forgets everything pending after a failure (the jobs are reported failed by the caller). */
   reset(): void {
     this.filling = undefined;
+    this.largeSend = undefined;
     this.asked.length = 0;
     this.open.clear();
     this.tail = Promise.resolve();
@@ -223,9 +230,9 @@ export class BackupPipeline {
 
   /**
    * The read buffer: room for a chunk of minSize and a read behind it (1.5 MiB by default); resumed scans make its
-   * size cost no hashing. A chunk that does not fit (a chunk of a few percent of large files, and runs of zeros cut at
-   * maxSize) makes the reader swap in a buffer of maxSize + READ_SIZE for that file only, freed after it, instead of
-   * every worker keeping 9 MiB for them.
+   * size cost no hashing. A chunk that does not fit (many large files have one, and runs of zeros cut at maxSize)
+   * makes the reader swap in a buffer twice as large, up to maxSize + READ_SIZE, for that file only, freed after it,
+   * instead of every worker keeping 9 MiB for them.
    */
   private buffer(): Uint8Array {
     return (this.readerBuffer ??= new Uint8Array(this.chunker.minSize + READ_SIZE));
@@ -250,16 +257,11 @@ export class BackupPipeline {
    * copied into the batch's arena.
    */
   private async addChunk(id: string, chunk: Uint8Array): Promise<void> {
+    if (chunk.length > BATCH_BYTES) return this.addLargeChunk(id, chunk);
     let batch = this.batch();
     if (batch.used + chunk.length > batch.arena.length && batch.ids.length > 0) {
       await this.flush();
       batch = this.batch();
-    }
-    if (chunk.length > batch.arena.length) {
-      // The batch holds no chunk yet (at most results of earlier files): give it an arena of this chunk's size.
-      this.spareArenas.push(batch.arena);
-      batch.arena = new Uint8Array(chunk.length);
-      batch.oversized = true;
     }
     batch.arena.set(chunk, batch.used);
     batch.ids.push(id);
@@ -267,6 +269,30 @@ export class BackupPipeline {
     batch.used += chunk.length;
     batch.bytes += chunk.length;
     if (batch.bytes >= BATCH_BYTES) await this.flush();
+  }
+
+  /**
+   * A chunk larger than an arena (a few percent of a large file's chunks, and runs of zeros cut at maxSize) is asked
+   * about on its own and, when new, sealed straight from the reader's buffer, before the next read overwrites it.
+   * The worker waits for that one answer instead of reading on: a copy of the chunk (up to 8 MiB per worker) was
+   * a large part of a backup's peak memory. The store joins the filling batch, whose results (this file's among
+   * them, or in a later batch) wait for it like for the batch's own.
+   */
+  private async addLargeChunk(id: string, chunk: Uint8Array): Promise<void> {
+    this.throwIfFailed();
+    const batch = this.batch();
+    const answer = await this.port.request({ t: 'query', job: batch.results[0]?.job ?? 0, req: this.nextReq(), ids: [id], bytes: chunk.length });
+    if (answer.t !== 'known') throw new FatalError('INTERNAL', `unexpected answer ${answer.t}`);
+    this.throwIfFailed();
+    if (!answer.isNew[0]) return;
+    // One such buffer at a time: a file of large chunks must not pile them up while the main thread stores slowly.
+    if (this.largeSend) await this.largeSend.catch(() => undefined);
+    this.throwIfFailed();
+    const own = new Uint8Array(sealedChunkBound(chunk.length, this.zstd));
+    const length = sealChunkInto(own, 0, this.init.key, blobAad('data', idToBytes(id)), chunk, this.zstd);
+    const sent = this.send(own, [{ id, offset: 0, length, rawLength: chunk.length }], false);
+    this.largeSend = sent;
+    (batch.sent ??= []).push(sent);
   }
 
   /**
@@ -302,7 +328,7 @@ export class BackupPipeline {
 
   /** Compresses and seals the new chunks of an asked batch into outboxes, and queues its results behind their acks. */
   private async seal(batch: Batch): Promise<void> {
-    const sent: Promise<void>[] = [];
+    const sent: Promise<void>[] = batch.sent ?? [];
     if (batch.answer) {
       const answer = await batch.answer;
       if (answer.t !== 'known') throw new FatalError('INTERNAL', `unexpected answer ${answer.t}`);
@@ -317,7 +343,8 @@ export class BackupPipeline {
         const chunk = batch.chunks[i]!;
         const bound = sealedChunkBound(chunk.length, zstd);
         if (bound > OUTBOX_BYTES) {
-          // Larger than an outbox (a chunk above BATCH_BYTES): a buffer of its own, sent alone.
+          // Larger than an outbox: not for a chunk of an arena while OUTBOX_BYTES leaves room for its bound, but a
+          // change of sizes must not overflow an outbox. A buffer of its own, sent alone.
           const own = new Uint8Array(bound);
           const length = sealChunkInto(own, 0, key, blobAad('data', idToBytes(id)), chunk, zstd);
           sent.push(this.send(own, [{ id, offset: 0, length, rawLength: chunk.length }], false));
@@ -339,8 +366,7 @@ export class BackupPipeline {
       if (box) sent.push(this.send(box, blobs, true));
     }
     // The chunks are sealed: the arena can take the next batch's.
-    if (batch.oversized) releaseBytes(batch.arena);
-    else this.spareArenas.push(batch.arena);
+    this.spareArenas.push(batch.arena);
     batch.chunks = [];
     const port = this.port;
     this.tail = Promise.all([this.tail, ...sent]).then(() => {

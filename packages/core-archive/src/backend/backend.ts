@@ -48,6 +48,13 @@ export interface Backend {
    */
   load(h: Handle, offset?: number, length?: number): Promise<Uint8Array>;
 
+  /**
+   * Optional: like `load` of `out.byteLength` bytes from `offset`, read into the caller's buffer, so that a caller
+   * reading range after range (a restore) reuses its buffers instead of having fresh memory mapped and zeroed for
+   * every read. Same errors as `load`. A backend without it (or a wrapper that does not forward it) is read with `load`.
+   */
+  loadInto?(h: Handle, offset: number, out: Uint8Array): Promise<void>;
+
   /** Size of the file, or NOT_FOUND. */
   stat(h: Handle): Promise<FileInfo>;
 

@@ -63,6 +63,16 @@ describe('LocalBackend on disk', () => {
     expect(await b.load(dataHandle(ID_A))).toEqual(new Uint8Array([1]));
   });
 
+  it('reads a range into a given buffer with loadInto, failing as load does on a short or missing file', async () => {
+    const b = await LocalBackend.create(root);
+    await b.save(dataHandle(ID_A), Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+    const buf = new Uint8Array(6).fill(0xee);
+    await b.loadInto(dataHandle(ID_A), 3, buf.subarray(0, 4));
+    expect([...buf]).toEqual([3, 4, 5, 6, 0xee, 0xee]);
+    expect((await failure(b.loadInto(dataHandle(ID_A), 8, new Uint8Array(4)))).code).toBe('INVALID_RANGE');
+    expect((await failure(b.loadInto(dataHandle(ID_B), 0, new Uint8Array(1)))).code).toBe('NOT_FOUND');
+  });
+
   it('writes files with mode 0600 into data fan-out folders created on demand with mode 0700', async () => {
     const b = await LocalBackend.create(root);
     await b.save(dataHandle(ID_A), new Uint8Array([1, 2, 3]));

@@ -130,6 +130,15 @@ export class LocalBackend implements Backend {
   }
 
   async load(h: Handle, offset = 0, length?: number): Promise<Uint8Array> {
+    return this.#read(h, offset, length, undefined);
+  }
+
+  async loadInto(h: Handle, offset: number, out: Uint8Array): Promise<void> {
+    await this.#read(h, offset, out.byteLength, out);
+  }
+
+  /** Reads the range into `into` (exactly its length) or into a buffer of its own. */
+  async #read(h: Handle, offset: number, length: number | undefined, into: Uint8Array | undefined): Promise<Uint8Array> {
     checkHandle(h);
     checkRangeArguments(h, offset, length);
     const target = this.#pathOf(h);
@@ -138,7 +147,7 @@ export class LocalBackend implements Backend {
       file = await fsp.open(target, 'r');
       const { size } = await file.stat();
       const range = resolveRange(h, size, offset, length);
-      const out = new Uint8Array(range.length);
+      const out = into ?? new Uint8Array(range.length);
       let done = 0;
       // A single read may return fewer bytes than asked (large reads, network file systems): loop until complete.
       while (done < range.length) {

@@ -358,6 +358,30 @@ describe('FdChunkReader', () => {
     expect(readThrough(path, params, 1024 * 1024, maxSize + 1024 * 1024).lengths).toEqual(expected);
   });
 
+  it('grows a small buffer by doubling, to maxSize + readSize only for a chunk that needs it', () => {
+    const { minSize, maxSize } = DEFAULT_CHUNK_SIZES;
+    const params = createChunkerParams(countingSecret);
+    const readSize = 1024 * 1024;
+    const grownTo = (data: Uint8Array): number | undefined => {
+      const path = join(dir, 'doubling');
+      writeFileSync(path, data);
+      const fd = openSync(path, 'r');
+      try {
+        const reader = new FdChunkReader(fd, params, readSize, new Uint8Array(minSize + readSize));
+        const lengths: number[] = [];
+        for (let chunk = reader.next(); chunk !== null; chunk = reader.next()) lengths.push(chunk.length);
+        expect(lengths).toEqual(chunkLengths(params, data));
+        return reader.grown?.length;
+      } finally {
+        closeSync(fd);
+      }
+    };
+    // A file of one chunk a little longer than the buffer: twice the buffer, not 9 MiB.
+    expect(grownTo(new Uint8Array(minSize + readSize + 1000))).toBe(2 * (minSize + readSize));
+    // Zeros cut at maxSize: doubled up to the size that holds any chunk.
+    expect(grownTo(new Uint8Array(2 * maxSize + 5))).toBe(maxSize + readSize);
+  });
+
   it('returns views into one reused buffer', () => {
     const data = new Uint8Array(randomBytes(200_000));
     const path = join(dir, 'views');

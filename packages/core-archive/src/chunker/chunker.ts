@@ -4,6 +4,7 @@
  * the chunk's start, so the chunker keeps no state between chunks and an edit moves only nearby boundaries.
  */
 import { readSync } from 'node:fs';
+import { releaseBytes } from '../crypto/bytes.ts';
 import { BackupError } from '../errors.ts';
 import { gearTable } from './gear.ts';
 
@@ -193,8 +194,9 @@ const sleepCell = new Int32Array(new SharedArrayBuffer(4));
  * The buffer is refilled only when the buffered bytes hold no boundary: the unfinished chunk is moved to the front
  * (a copy of less than maxSize bytes, usually about one average chunk) and the rest of the buffer is read behind it;
  * the search for its boundary resumes where it stopped. A buffer of maxSize + readSize bytes cuts a chunk after every
- * refill. A smaller one (a caller short of memory) is swapped, for this reader only, for one of that size when the
- * unfinished chunk fills it. The descriptor is read from its current position and is not closed here.
+ * refill. A smaller one (a caller short of memory) is swapped, for this reader only, for one twice as large (at
+ * most that size) whenever the unfinished chunk fills it. The descriptor is read from its current position and is
+ * not closed here.
  */
 export class FdChunkReader {
   readonly #fd: number;
@@ -278,10 +280,15 @@ export class FdChunkReader {
       this.#start = 0;
     }
     if (this.#end === buffer.length) {
-      // The unfinished chunk fills the buffer: grow it, at once to the size that always holds a chunk (a chunk this
-      // long is most often a run of zeros cut at maxSize, so doubling would only copy it more times).
-      const bigger = new Uint8Array(this.#params.maxSize + this.#readSize);
+      // The unfinished chunk fills the buffer: grow it by doubling, up to the size that always holds a chunk. Most
+      // chunks that outgrow a small buffer are only a little longer than it, and a buffer of maxSize + readSize
+      // (9 MiB by default) per worker for the rest of the file was a large part of a backup's peak memory; the
+      // copies doubling makes cost far less than hashing the bytes they copy.
+      const full = this.#params.maxSize + this.#readSize;
+      const bigger = new Uint8Array(Math.min(full, Math.max(2 * buffer.length, this.#end + this.#readSize)));
       bigger.set(buffer.subarray(0, this.#end));
+      // An outgrown buffer of the reader's own is freed at once (the chunks it held were valid until this call).
+      if (this.#grownBuffer !== undefined) releaseBytes(this.#grownBuffer);
       this.#buffer = this.#grownBuffer = buffer = bigger;
     }
     while (this.#end < buffer.length) {

@@ -45,8 +45,12 @@ export interface PackSaverOptions {
 }
 
 const CLAIMED = 1;
-/** Saved blobs not yet in an index file, at which an index file is written before the session ends. */
-const INDEX_EVERY_BLOBS = 16 * 1024;
+/**
+ * Saved blobs not yet in an index file, at which an index file is written before the session ends. Building one
+ * holds a few hundred bytes per blob on the heap (entries, their ids, the document) on top of everything else: at
+ * 16384 blobs that was up to 10 MB of a first backup's peak.
+ */
+const INDEX_EVERY_BLOBS = 4096;
 /** Room beyond packSize in a pack's buffer, for the header of a pack of small blobs (41 bytes per blob). */
 const HEADER_ALLOWANCE = 64 * 1024;
 /** The first buffer of a tree pack: trees are small, and most backups write far less than a pack of them. */

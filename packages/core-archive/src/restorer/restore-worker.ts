@@ -5,12 +5,11 @@
  * open (O_CREAT|O_EXCL|O_NOFOLLOW, so a name planted in the target is never written through), one write and the
  * metadata calls, with no path looked up again; its SHA-256 comes from the plaintext without reading it back.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { BlobOpener } from '../crypto/blob-opener.ts';
 import { idToBytes } from '../crypto/hash.ts';
-import { releaseBytes } from '../crypto/bytes.ts';
 import type { RestoreFile, ToMain, WorkerRestoreTask } from '../pool-protocol.ts';
 
 type Restored = Extract<ToMain, { t: 'restored' }>;
@@ -84,7 +83,7 @@ export function restoreTask(task: WorkerRestoreTask, key: Uint8Array): Restored 
           try {
             if (st.spec.finish && st.inOrder) {
               if (at !== st.next) st.inOrder = false;
-              else if (st.total === 1 && at === 0) st.digest = digest ??= createHash('sha256').update(plain).digest('hex');
+              else if (st.total === 1 && at === 0) st.digest = digest ??= hash('sha256', plain);
               else (st.hash ??= createHash('sha256')).update(plain);
               st.next = at + plain.length;
             }
@@ -104,9 +103,9 @@ export function restoreTask(task: WorkerRestoreTask, key: Uint8Array): Restored 
     }
   } finally {
     for (const st of states) if (st.fd >= 0) closeQuietly(st);
-    // The pack range was transferred here and is used up: free it now (it is up to a run of the restorer).
-    releaseBytes(task.data);
   }
+  // The pack range is used up: it goes back (transferred, see worker.ts) for the main thread to read the next into.
+  if (task.data.byteLength > 0) out.data = task.data;
   return out;
 }
 

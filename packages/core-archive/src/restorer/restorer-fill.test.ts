@@ -5,7 +5,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LocalBackend } from '../backend/local.ts';
+import type { Handle } from '../backend/backend.ts';
 import { MemoryBackend } from '../backend/memory.ts';
+import { sealBlob } from '../crypto/blob.ts';
+import { idToBytes } from '../crypto/hash.ts';
+import { cryptoMaterial } from '../repository/repository.ts';
 import type { Id, TreeNode } from '../format.ts';
 import { backup, Repository, restore } from '../index.ts';
 import type { RestoreEvent } from '../index.ts';
@@ -74,6 +79,72 @@ describe('restore: writing and finishing files', () => {
       expect(few.size).toBe(12 * 1024);
       expect(few.blocks).toBe(0);
     }
+  }, 60_000);
+
+  it('reads the packs of a local repository into buffers it reuses, and restores exactly', async () => {
+    const src = path.join(tmp.dir, 'src-local');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'large-random'), randomBytes(9 * 1024 * 1024));
+    for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(20_000 + i * 700));
+    // Counts the reads that land in a buffer holding an earlier read (random pack bytes): a fresh one is all zeros.
+    let reads = 0;
+    let reused = 0;
+    class CountingBackend extends LocalBackend {
+      override async loadInto(h: Handle, offset: number, out: Uint8Array): Promise<void> {
+        reads++;
+        if (out.some((b) => b !== 0)) reused++;
+        await super.loadInto(h, offset, out);
+      }
+    }
+    const repoDir = path.join(tmp.dir, 'local-repo');
+    await LocalBackend.create(repoDir);
+    const repo = await initRepo(new CountingBackend(repoDir));
+    const { snapshotId } = await backup(repo, { paths: [src] });
+    const target = path.join(tmp.dir, 'local-target');
+    const r = await restore(await Repository.open(new CountingBackend(repoDir), PASSWORD), snapshotId, { target });
+    expect(r.problems).toEqual([]);
+    expect(r.mismatches).toEqual([]);
+    expect(compareTrees(src, path.join(target, src))).toEqual([]);
+    expect(reads).toBeGreaterThan(10);
+    expect(reused).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('reports a file whose blob holds other plaintext sealed under its id as not matching the snapshot', async () => {
+    const backend = new MemoryBackend();
+    const writer = await initRepo(backend);
+    const saver = new PackSaver(writer);
+    const base = { mode: 0o644, uid: 0, gid: 0, mtimeNs: '0', atimeNs: '0', ctimeNs: '0', dev: '1', inode: '1', nlink: 1 };
+    const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+    // A faulty writer: the envelope authenticates under the key and the id, but holds other bytes of the same length.
+    const content = randomBytes(50_000);
+    const other = randomBytes(50_000);
+    const id = sha(content);
+    const m = cryptoMaterial(writer);
+    expect(saver.claim(id)).toBe(true);
+    await saver.add('data', id, sealBlob(m.key, 'data', idToBytes(id), other, m.compression), other.length);
+    // Beside it, a good file of one blob and one of several blobs (the second blob is the bad one).
+    const good = randomBytes(30_000);
+    const { id: goodId } = await saver.addPlain('data', good);
+    const head = randomBytes(40_000);
+    const { id: headId } = await saver.addPlain('data', head);
+    const nodes: TreeNode[] = [
+      { ...base, name: 'bad', type: 'file', size: content.length, content: [id], sha256: id },
+      { ...base, name: 'good', type: 'file', size: good.length, content: [goodId], sha256: sha(good) },
+      { ...base, name: 'two', type: 'file', size: head.length + content.length, content: [headId, id], sha256: sha(Buffer.concat([head, content])) },
+    ];
+    const { id: root } = await saver.addPlain('tree', encodeTree(nodes));
+    await saver.finish();
+    const now = new Date().toISOString();
+    const snap: Id = await writer.saveSnapshot({
+      version: 1, time: now, tree: root, paths: ['/x'], hostname: 'h', username: 'u', uid: 0, gid: 0, tags: [],
+      type: 'full', excludes: [], programVersion: 'test', summary: emptySummary(now),
+    });
+    const target = path.join(tmp.dir, 'faulty-writer');
+    const r = await restore(await Repository.open(backend, PASSWORD), snap, { target });
+    expect(r.mismatches.map((p) => path.basename(p)).sort()).toEqual(['bad', 'two']);
+    expect(r.problems.map((p) => [path.basename(p.path), p.code]).sort()).toEqual([['bad', 'mismatch'], ['two', 'mismatch']]);
+    for (const p of r.problems) expect(p.message).toContain('restored content does not match the snapshot');
+    expect(fs.readFileSync(path.join(target, 'good')).equals(good)).toBe(true);
   }, 60_000);
 
   it('reports the files of a pack that cannot be read, and still creates them at their size', async () => {

@@ -86,6 +86,13 @@ export interface RestoreResult {
 const MAX_RUN_BYTES = 2 * 1024 * 1024;
 
 /**
+ * The size of a reused pack read buffer (see fillPacks), and the most a read of several blobs spans: a run ends once
+ * it holds MAX_RUN_BYTES, or before a blob that would take it past this. A blob larger than this alone is read into
+ * a buffer of its own, freed once written.
+ */
+const READ_BUFFER_BYTES = MAX_RUN_BYTES + 512 * 1024;
+
+/**
  * What the restore applies to a path at the end: ownership, mode and times (seconds, as fs.utimes takes them).
  * Kept instead of the tree node, whose content list, names and identity fields are not needed after planning.
  */
@@ -593,16 +600,34 @@ class Restorer {
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     const sparse = this.options.sparse !== false;
+    const backend = this.repo.backend;
+    /**
+     * Pack reads the workers gave back, for the next reads when the backend reads into a given buffer (loadInto):
+     * fresh memory for every read cost a mapping, its zeroing page by page and its unmapping (measured: 0.26 s of
+     * system time for the corpus's 570 MB of packs, against 0.1 s reading into reused buffers). A few more than
+     * the reads in flight, all of READ_BUFFER_BYTES: a rare larger read pins nothing.
+     */
+    const spare: Uint8Array[] = [];
+    const maxSpare = pool.size * 2 + 2;
+    const keepBuffer = (b: Uint8Array): void => {
+      if (backend.loadInto === undefined || spare.length >= maxSpare || b.byteLength > READ_BUFFER_BYTES) releaseBytes(b);
+      else spare.push(b);
+    };
+    const readBuffer = (length: number): Uint8Array => {
+      for (let i = 0; i < spare.length; i++) if (spare[i]!.byteLength >= length) return spare.splice(i, 1)[0]!;
+      return new Uint8Array(length <= READ_BUFFER_BYTES ? READ_BUFFER_BYTES : length);
+    };
     /**
      * Hands a task to the pool, and waits while what is read but not yet written exceeds the bounds. Not an async
      * function itself: its frame would hold the task's file and blob lists while it waits.
      */
-    const dispatch = ({ task, files, bytes }: { task: Omit<WorkerRestoreTask, 'task'>; files: number[]; bytes: number }): Promise<void> => {
+    const dispatch = ({ task, files, bytes }: { task: Omit<WorkerRestoreTask, 'task'>; files: number[]; bytes: number }, held = task.data.byteLength): Promise<void> => {
       // Counted now: once transferred to the worker, `task.data` is detached and reads as empty.
-      const ownBytes = task.data.byteLength;
+      const ownBytes = held;
       inFlightBytes += ownBytes;
       const job: Promise<void> = pool.restore(task).then(
         (r) => {
+          if (r.data !== undefined) keepBuffer(r.data);
           for (const err of r.errors) {
             const f = this.files[err.file];
             if (!f) continue;
@@ -683,16 +708,28 @@ class Restorer {
         runBytes = 0;
         const start = group[0]!.offset;
         const end = group.at(-1)!.offset + group.at(-1)!.length;
-        let data: Uint8Array;
+        const length = end - start;
+        let own: Uint8Array;
         try {
-          data = await this.repo.backend.load({ type: 'data', name: packId }, start, end - start);
+          if (backend.loadInto !== undefined) {
+            // The task carries the whole buffer (a transfer moves whole buffers); its blobs lie in the first `length` bytes.
+            own = readBuffer(length);
+            try {
+              await backend.loadInto({ type: 'data', name: packId }, start, own.subarray(0, length));
+            } catch (e) {
+              keepBuffer(own);
+              throw e;
+            }
+          } else {
+            const data = await backend.load({ type: 'data', name: packId }, start, length);
+            // A backend may hand back a view into a larger buffer: transfer needs a buffer of its own.
+            own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+          }
         } catch (e) {
           this.unreadable(group, `cannot read pack ${packId.slice(0, 12)}: ${(e as Error).message}`);
           return;
         }
-        // A backend may hand back a view into a larger buffer: transfer needs a buffer of its own.
-        const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
-        const sent = dispatch(this.task(packId, own, start, group, sparse));
+        const sent = dispatch(this.task(packId, own, start, group, sparse), length);
         // Described in the task: the blob uses are no longer needed while it waits.
         group = undefined;
         await sent;
@@ -700,7 +737,8 @@ class Restorer {
       };
       for (const b of blobs) {
         const last = run.at(-1);
-        if (last && b.offset - (last.offset + last.length) > 1024 * 1024) await flush();
+        // A run ends before a large gap, and before a blob that would take the read past a reused buffer's size.
+        if (last && (b.offset - (last.offset + last.length) > 1024 * 1024 || b.offset + b.length - run[0]!.offset > READ_BUFFER_BYTES)) await flush();
         run.push(b);
         runBytes += b.length;
         if (runBytes >= MAX_RUN_BYTES) await flush();
@@ -713,6 +751,7 @@ class Restorer {
       if (failure) throw failure;
       if (!this.stopped) await finishQueued(true);
     }
+    for (const b of spare.splice(0)) releaseBytes(b);
     if (failure) throw failure;
   }
 
