@@ -7,3 +7,4 @@ export type { BlobType, IndexBlobEntry } from './format.ts';
 export { BlobOpener } from './crypto/blob-opener.ts';
 export { readPackHeader } from './pack/pack.ts';
 export { idToBytes } from './crypto/hash.ts';
+export { releaseBytes } from './crypto/bytes.ts';

@@ -126,7 +126,12 @@ export function readPacks(
   // Per worker, the piece it opens and two loaded ahead: enough to keep it busy while the next piece loads. (Each
   // worker has its own, as a pack's pieces all go to one worker: the packs of a slower one must not hold it all.)
   const budgets = Array.from({ length: Math.max(1, pool.size) }, () => new ByteBudget(3 * target));
-  const load = (p: PackRef, offset: number, length: number): Promise<Uint8Array> => repo.backend.load({ type: 'data', name: p.id }, offset, length);
+  /** Exactly `length` bytes of the pack from `offset`: a shorter answer means the file changed while being read. */
+  const load = async (p: PackRef, offset: number, length: number): Promise<Uint8Array> => {
+    const bytes = await repo.backend.load({ type: 'data', name: p.id }, offset, length);
+    if (bytes.byteLength !== length) throw new BackupError('INVALID_RANGE', `reading ${length} bytes at offset ${offset} of pack ${p.id.slice(0, 12)} returned ${bytes.byteLength}: the file changed while being read`);
+    return bytes;
+  };
 
   /**
    * The pack's authenticated header, when the index is not loaded yet and the header reads: then the pack is cut by
@@ -164,7 +169,6 @@ export function readPacks(
         let bytes: Uint8Array;
         try {
           bytes = await load(p, piece.start, length);
-          if (bytes.byteLength !== length) throw new BackupError('INVALID_RANGE', `reading ${length} bytes at offset ${piece.start} of pack ${p.id.slice(0, 12)} returned ${bytes.byteLength}: the file changed while being read`);
           if (piece.end === p.size && !headerEntries) header = await readHeader(p, blobs, bytes, piece.start, load, key);
         } catch (e) {
           budget.give(length);
@@ -206,7 +210,6 @@ export function readPacks(
           let bytes: Uint8Array;
           try {
             bytes = await load(p, entry.offset, entry.length);
-            if (bytes.byteLength !== entry.length) throw new BackupError('INVALID_RANGE', `reading ${entry.length} bytes at offset ${entry.offset} of pack ${p.id.slice(0, 12)} returned ${bytes.byteLength}: the file changed while being read`);
           } catch (e) {
             budget.give(entry.length);
             return { error: e };

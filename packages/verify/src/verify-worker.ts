@@ -4,6 +4,7 @@
  * reading. The main thread does all repository I/O.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { releaseBytes } from '@backup-manager/core-archive/pack-reading';
 import { BlobVerifier, PackHashes, hashFilesSync } from './pack-verify.ts';
 import type { ToPool, ToVerifyWorker } from './pool.ts';
 
@@ -11,20 +12,6 @@ const port = parentPort;
 if (!port) throw new Error('verify-worker.ts must run as a worker thread');
 const verifier = new BlobVerifier((workerData as { key: Uint8Array }).key);
 const hashes = new PackHashes();
-
-/**
- * Frees a piece's memory as soon as it is verified: it was transferred here whole and nothing else holds it, and
- * waiting for the collector would let dead pieces of megabytes pile up in this thread.
- */
-function release(bytes: Uint8Array): void {
-  const buffer = bytes.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
-  if (!(buffer instanceof ArrayBuffer) || bytes.byteOffset !== 0 || bytes.byteLength !== buffer.byteLength) return;
-  try {
-    buffer.transfer?.(0);
-  } catch {
-    // Not detachable: the collector frees it.
-  }
-}
 
 function handle(msg: ToVerifyWorker): ToPool {
   try {
@@ -34,7 +21,9 @@ function handle(msg: ToVerifyWorker): ToPool {
         const digest = msg.piece.hash ? hashes.update(msg.piece.hash, msg.piece.bytes) : undefined;
         return { t: 'piece', id: msg.id, bad: verifier.verify(msg.piece, true), ...(digest === undefined ? {} : { digest }) };
       } finally {
-        release(msg.piece.bytes);
+        // The piece was transferred here whole and nothing else holds it: freed now rather than by the collector,
+        // so that dead pieces of megabytes do not pile up in this thread.
+        releaseBytes(msg.piece.bytes);
       }
     }
     if (msg.t === 'drop') {

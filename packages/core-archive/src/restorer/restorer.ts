@@ -621,9 +621,9 @@ class Restorer {
      * Hands a task to the pool, and waits while what is read but not yet written exceeds the bounds. Not an async
      * function itself: its frame would hold the task's file and blob lists while it waits.
      */
-    const dispatch = ({ task, files, bytes }: { task: Omit<WorkerRestoreTask, 'task'>; files: number[]; bytes: number }, held = task.data.byteLength): Promise<void> => {
-      // Counted now: once transferred to the worker, `task.data` is detached and reads as empty.
-      const ownBytes = held;
+    const dispatch = ({ task, files, bytes }: { task: Omit<WorkerRestoreTask, 'task'>; files: number[]; bytes: number }, ownBytes = task.data.byteLength): Promise<void> => {
+      // Counted now (the bytes read, of a buffer that may be larger): once transferred to the worker, `task.data` is
+      // detached and reads as empty.
       inFlightBytes += ownBytes;
       const job: Promise<void> = pool.restore(task).then(
         (r) => {
