@@ -7,8 +7,8 @@ export { BackupError, ERROR_CODES, isBackupError, toBackupError } from './errors
 export type { BackupErrorOptions, ErrorCode } from './errors.ts';
 
 export { FILE_TYPES, assertValidHandle, handlePath } from './backend/backend.ts';
-export type { Backend, FileInfo, FileType, Handle, StagedFile, Usage } from './backend/backend.ts';
-export { LocalBackend } from './backend/local.ts';
+export type { Backend, FileInfo, FileType, Handle, LocalFile, StagedFile, Usage } from './backend/backend.ts';
+export { LocalBackend, readLocalRangeSync } from './backend/local.ts';
 export { MemoryBackend } from './backend/memory.ts';
 export { RetryBackend } from './backend/retry.ts';
 export type { RetryOptions } from './backend/retry.ts';

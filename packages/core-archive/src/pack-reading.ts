@@ -4,6 +4,8 @@
  * of the cloud sign-in, some 25 MB per thread that a worker hashing packs never uses.
  */
 export type { BlobType, IndexBlobEntry } from './format.ts';
+export type { LocalFile } from './backend/backend.ts';
+export { readLocalRangeSync } from './backend/local.ts';
 export { BlobOpener } from './crypto/blob-opener.ts';
 export { readPackHeader } from './pack/pack.ts';
 export { idToBytes } from './crypto/hash.ts';

@@ -2,9 +2,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError } from '@backup-manager/core-archive';
 import { checkRepository, verifyRepository } from './check.ts';
+import { startVerifyPool } from './pool.ts';
 import { repairIndex } from './repair-index.ts';
 import type { CheckEvent, CheckSummary, Finding, FindingKind } from './findings.ts';
-import { FILES, cloneBackend, firstBlobOf, flipByte, makeFixture, open, replaceFile, treePacks } from './test-support.ts';
+import { FILES, cloneBackend, cloneToLocal, firstBlobOf, flipByte, makeFixture, open, replaceFile, tempDir, treePacks } from './test-support.ts';
 import type { Fixture } from './test-support.ts';
 
 let fx: Fixture;
@@ -52,6 +53,29 @@ describe('a healthy repository', () => {
     expect(d.summary.counts.bytesRead).toBeGreaterThan(1024 * 1024);
     expect(d.summary.dataScope).toBe('all');
     expect(d.events.at(-1)?.type).toBe('summary');
+  });
+
+  it('checks a local repository with workers started before it was opened, as it checks it in memory, and closes them', async () => {
+    const tmp = tempDir('check-local');
+    try {
+      const local = await cloneToLocal(fx.backend, path.join(tmp.dir, 'repo'));
+      const pool = startVerifyPool(2);
+      const repo = await open(local);
+      let summary: CheckSummary;
+      try {
+        summary = await verifyRepository(repo, { readData: { kind: 'all' }, pool });
+      } finally {
+        repo.close();
+      }
+      const inMemory = (await check(fx.backend, true, 2)).summary;
+      expect(summary.findings).toEqual([]);
+      expect(summary.counts).toEqual(inMemory.counts);
+      expect(summary.packsRead).toEqual(inMemory.packsRead);
+      // Closed by the check: it takes no more work.
+      await expect(pool.hashFiles([path.join(tmp.dir, 'repo', 'config')])).rejects.toThrow();
+    } finally {
+      tmp.cleanup();
+    }
   });
 
   it('an interrupt while the index loads, with packs already being read, ends the check without waiting for them', async () => {

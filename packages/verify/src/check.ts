@@ -38,6 +38,11 @@ export interface CheckOptions {
   concurrency?: number;
   /** worker threads that decrypt and hash (default: up to 4, one per core); 0 runs on this thread */
   workers?: number;
+  /**
+   * Worker threads started before the repository was opened (startVerifyPool), so that they are ready when the
+   * data reading starts: the check gives them the key, uses them instead of starting its own, and closes them.
+   */
+  pool?: VerifyPool;
   signal?: AbortSignal;
   /** random source for percentage and size subsets */
   random?: () => number;
@@ -118,12 +123,14 @@ class Checker {
   async run(): Promise<CheckSummary> {
     // The worker threads start now, so that they are ready once the index is loaded; the data reading owns them
     // from then on, and closes them when it is done.
-    const pool = this.options.readData ? new VerifyPool(cryptoMaterial(this.repo).key, this.options.workers ?? defaultVerifyWorkers()) : undefined;
+    const key = cryptoMaterial(this.repo).key;
+    const pool = this.options.readData ? (this.options.pool?.start(key) ?? new VerifyPool(key, this.options.workers ?? defaultVerifyWorkers())) : undefined;
     try {
       return await this.check(pool);
     } finally {
-      // Closed already when the data reading took it; otherwise (the check failed before) closed here.
+      // Closed already when the data reading took it; otherwise (the check failed before, or read no data) here.
       await pool?.close();
+      await this.options.pool?.close();
     }
   }
 

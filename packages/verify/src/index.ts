@@ -5,6 +5,8 @@
  * and the verification history.
  */
 export { checkRepository, sourceKey, verifyRepository } from './check.ts';
+export { startVerifyPool } from './pool.ts';
+export type { VerifyPool } from './pool.ts';
 export type { CheckOptions } from './check.ts';
 export { FINDING_KINDS, NOTE_KINDS, isNote } from './findings.ts';
 export type { AffectedSnapshot, CheckCounts, CheckEvent, CheckPhase, CheckSummary, Finding, FindingKind } from './findings.ts';

@@ -1,24 +1,25 @@
 /**
  * A small pool of worker threads for the data check and the recovery test: each task is a piece of a pack (whose
  * blobs are opened and re-hashed) or a batch of files (hashed). Size 0 runs the same code on the calling thread,
- * which tests and tiny repositories use. Each worker holds one task at a time; the others wait here, in order: the
- * pieces of a pack (a stream) for the one worker that hashes that pack, anything else for the first worker free.
- * Callers bound how many pieces they hand over at once; the pool itself queues without limit.
+ * which tests and tiny repositories use. The pieces of a pack (a stream) go, in order and at once, to the one worker
+ * that hashes that pack; anything else waits here, in order, for the first worker free. Callers bound how many
+ * pieces they hand over at once; the pool itself queues without limit.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { BackupError } from '@backup-manager/core-archive';
-import { BlobVerifier, PackHashes, hashFilesSync, toBlobTable } from './pack-verify.ts';
-import type { BadBlob, PackPiece, PieceMessage } from './pack-verify.ts';
+import { BackupError, toBackupError } from '@backup-manager/core-archive';
+import { PieceRunner, hashFilesSync, toBlobTable } from './pack-verify.ts';
+import type { BadBlob, PackPiece, PieceMessage, PieceResult } from './pack-verify.ts';
 
 export type ToVerifyWorker =
+  | { t: 'key'; id: number; key: Uint8Array }
   | { t: 'piece'; id: number; piece: PackPiece | PieceMessage }
   | { t: 'drop'; id: number; stream: number }
   | { t: 'hash'; id: number; paths: string[] };
 /** A file's SHA-256, or why it could not be read. */
 export type FileDigest = { sha256: string } | { error: string };
 export type ToPool =
-  | { t: 'piece'; id: number; bad: BadBlob[]; digest?: string }
+  | ({ t: 'piece'; id: number } & PieceResult)
   | { t: 'drop'; id: number }
   | { t: 'hash'; id: number; digests: FileDigest[] }
   | { t: 'error'; id: number; message: string; code: string };
@@ -31,7 +32,7 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
-  /** tasks handed to this worker and not answered yet: 0 or 1 */
+  /** tasks handed to this worker and not answered yet */
   busy: number;
   dead?: boolean;
   /** tasks for this worker alone (the pieces of its streams), served before the shared queue */
@@ -54,6 +55,11 @@ interface Queued {
   reject(e: unknown): void;
 }
 
+/** The error of a piece that could not be read (PieceResult.loadError), as it was thrown where it was read. */
+export function loadFailure(loadError: NonNullable<PieceResult['loadError']>): BackupError {
+  return toBackupError(loadError, 'IO', loadError.message);
+}
+
 export function defaultVerifyWorkers(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()));
 }
@@ -72,21 +78,30 @@ function workerAccepts(flag: string): boolean {
   return !/^--(expose-gc|max-semi-space-size|max-old-space-size|max-young-generation-size|stack-size|trace-gc|v8-)/.test(flag);
 }
 
+/**
+ * A pool whose worker threads start now, before the repository is opened (its key is not known yet): they load
+ * their code while the key is derived from the password, instead of after. `start` gives them the key; until then
+ * the pool takes no task. Close it also when the repository does not open.
+ */
+export function startVerifyPool(workers = defaultVerifyWorkers()): VerifyPool {
+  return new VerifyPool(undefined, workers);
+}
+
 export class VerifyPool {
-  private readonly key: Uint8Array;
+  private key: Uint8Array | undefined;
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly queue: Queued[] = [];
   private next = 1;
   private failure: Error | undefined;
   private closed = false;
-  /** with no workers: the verifier of this thread, made at the first piece */
-  private local: BlobVerifier | undefined;
-  private readonly localHashes = new PackHashes();
+  /** with no workers: the piece runner of this thread, made at the first piece */
+  private local: PieceRunner | undefined;
   private nextStream = 1;
   private readonly streams = new Map<number, Slot>();
 
-  constructor(key: Uint8Array, size = defaultVerifyWorkers()) {
+  /** Without a key (see startVerifyPool), the pool takes tasks once `start` has given it one. */
+  constructor(key: Uint8Array | undefined, size = defaultVerifyWorkers()) {
     this.key = key;
     const url = workerUrl();
     // Running from sources, the worker must resolve sibling packages to their sources as well.
@@ -107,13 +122,31 @@ export class VerifyPool {
     return this.slots.length;
   }
 
+  /** Gives the workers the repository's key, when the pool was started without it; returns the pool. */
+  start(key: Uint8Array): this {
+    if (this.key === undefined) {
+      this.key = key;
+      for (const slot of this.slots) slot.worker.postMessage({ t: 'key', id: 0, key });
+    } else if (Buffer.compare(this.key, key) !== 0) {
+      throw new BackupError('INTERNAL', 'a verify pool serves one repository: it was started with another key');
+    }
+    return this;
+  }
+
+  private requireKey(): Uint8Array {
+    if (this.key === undefined) throw new BackupError('INTERNAL', 'the verify pool was given a task before its key (VerifyPool.start)');
+    return this.key;
+  }
+
   /**
-   * Opens the blobs of a piece of a pack held in memory; resolves with those that fail. The piece's bytes are handed
-   * over (transferred to a worker, which frees them; with no workers, decrypted in place here): the caller must not
-   * use them afterwards.
+   * Opens the blobs of a piece of a pack; resolves with those that fail. Bytes in memory are handed over
+   * (transferred to a worker, which frees them; with no workers, decrypted in place here): the caller must not use
+   * them afterwards. A piece that cannot be read rejects with that failure.
    */
   async verifyPiece(piece: PackPiece): Promise<BadBlob[]> {
-    return (await this.verifyInStream(piece)).bad;
+    const result = await this.verifyInStream(piece);
+    if (result.loadError) throw loadFailure(result.loadError);
+    return result.bad;
   }
 
   /**
@@ -124,7 +157,7 @@ export class VerifyPool {
     const id = this.nextStream++;
     const live = this.slots.filter((s) => !s.dead);
     if (live.length === 0) return { id, slot: 0 };
-    const slot = live.reduce((a, b) => (b.streams < a.streams || (b.streams === a.streams && b.queue.length < a.queue.length) ? b : a));
+    const slot = live.reduce((a, b) => (b.streams < a.streams || (b.streams === a.streams && b.busy < a.busy) ? b : a));
     slot.streams++;
     this.streams.set(id, slot);
     return { id, slot: this.slots.indexOf(slot) };
@@ -136,31 +169,33 @@ export class VerifyPool {
     this.streams.delete(stream.id);
     if (slot) slot.streams--;
     if (complete) return;
-    if (this.slots.length === 0) this.localHashes.drop(stream.id);
+    if (this.slots.length === 0) this.local?.drop(stream.id);
     else if (slot && !this.failure) await this.send({ t: 'drop', id: 0, stream: stream.id }, [], slot);
   }
 
   /**
    * verifyPiece, and for a piece of a stream (`piece.hash`) the pack's digest once its last piece is hashed. The
-   * piece goes to the stream's worker.
+   * piece goes to the stream's worker. A piece that cannot be read resolves with `loadError`: after it, the pieces
+   * of its stream are skipped, and the pack's outcome is that failure.
    */
-  async verifyInStream(piece: PackPiece): Promise<{ bad: BadBlob[]; digest?: string }> {
-    if (this.slots.length === 0) {
-      // Hashed before its blobs are decrypted in place.
-      const digest = piece.hash ? this.localHashes.update(piece.hash, piece.bytes) : undefined;
-      const bad = (this.local ??= new BlobVerifier(this.key)).verify(piece, true);
-      return digest === undefined ? { bad } : { bad, digest };
-    }
+  async verifyInStream(piece: PackPiece): Promise<PieceResult> {
+    if (this.slots.length === 0) return (this.local ??= new PieceRunner(this.requireKey())).run(piece);
     if (this.failure) throw this.failed();
-    const bytes = piece.bytes.byteOffset === 0 && piece.bytes.byteLength === piece.bytes.buffer.byteLength ? piece.bytes : piece.bytes.slice();
+    let bytes = piece.bytes;
+    const transfer: ArrayBuffer[] = [];
+    if (bytes instanceof Uint8Array) {
+      if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) bytes = bytes.slice();
+      transfer.push(bytes.buffer as ArrayBuffer);
+    }
     const table = toBlobTable(piece.blobs);
     const hash = piece.hash ? { hash: piece.hash } : {};
     const sent: PackPiece | PieceMessage = table ? { packId: piece.packId, start: piece.start, bytes, table, ...hash } : { ...piece, bytes };
     const slot = piece.hash ? this.streams.get(piece.hash.stream) : undefined;
     if (piece.hash && !slot) throw new BackupError('INTERNAL', `verify stream ${piece.hash.stream} is not open`);
-    const reply = await this.send({ t: 'piece', id: 0, piece: sent }, [bytes.buffer as ArrayBuffer], slot);
+    const reply = await this.send({ t: 'piece', id: 0, piece: sent }, transfer, slot);
     if (reply.t !== 'piece') throw new BackupError('INTERNAL', `unexpected answer ${reply.t} from a verify worker`);
-    return reply.digest === undefined ? { bad: reply.bad } : { bad: reply.bad, digest: reply.digest };
+    const { t: _t, id: _id, ...result } = reply;
+    return result;
   }
 
   /** SHA-256 of local files, in one round trip (batches amortise the message cost over many small files). */
@@ -178,6 +213,8 @@ export class VerifyPool {
    */
   private send(msg: ToVerifyWorker, transfer: ArrayBuffer[] = [], slot?: Slot): Promise<ToPool> {
     if (this.failure) return Promise.reject(this.failed());
+    if (this.closed) return Promise.reject(new BackupError('INTERNAL', 'the verify pool is closed'));
+    if (this.key === undefined) return Promise.reject(new BackupError('INTERNAL', 'the verify pool was given a task before its key (VerifyPool.start)'));
     return new Promise<ToPool>((resolve, reject) => {
       (slot?.queue ?? this.queue).push({ msg: { ...msg, id: this.next++ }, transfer, resolve, reject });
       this.dispatch();
@@ -186,13 +223,21 @@ export class VerifyPool {
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (slot.busy > 0 || slot.dead) continue;
-      const q = slot.queue.shift() ?? this.queue.shift();
-      if (!q) continue;
-      slot.busy++;
-      this.pending.set(q.msg.id, { resolve: q.resolve, reject: q.reject, slot });
-      slot.worker.postMessage(q.msg, q.transfer);
+      if (slot.dead) continue;
+      // A worker's own tasks go to it at once (their number is bounded by the caller): queued in the worker, the
+      // next piece is there when the last is done, whatever this thread is busy with at that moment. A shared task
+      // waits here until some worker is free.
+      for (let q = slot.queue.shift(); q !== undefined; q = slot.queue.shift()) this.post(slot, q);
+      if (slot.busy > 0) continue;
+      const q = this.queue.shift();
+      if (q) this.post(slot, q);
     }
+  }
+
+  private post(slot: Slot, q: Queued): void {
+    slot.busy++;
+    this.pending.set(q.msg.id, { resolve: q.resolve, reject: q.reject, slot });
+    slot.worker.postMessage(q.msg, q.transfer);
   }
 
   private failed(): BackupError {

@@ -5,10 +5,12 @@ import type { Backend, IndexBlobEntry } from '@backup-manager/core-archive';
 import { loadIndexTolerant } from './load-index.ts';
 import { BlobVerifier } from './pack-verify.ts';
 import type { PackPiece } from './pack-verify.ts';
-import { VerifyPool } from './pool.ts';
+import { VerifyPool, startVerifyPool } from './pool.ts';
 import { ByteBudget, planPieces, readPacks } from './read-packs.ts';
 import type { PackOutcome } from './read-packs.ts';
-import { FILES, cloneBackend, firstBlobOf, flipByte, makeFixture, open } from './test-support.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FILES, cloneBackend, cloneToLocal, firstBlobOf, flipByte, makeFixture, open, tempDir } from './test-support.ts';
 import type { Fixture } from './test-support.ts';
 
 let fx: Fixture;
@@ -110,6 +112,8 @@ async function readAll(backend: Backend, workers: number, pieceBytes: number): P
     const index = await loadIndexTolerant(repo);
     const packs: { id: string; size: number }[] = [];
     for await (const f of backend.list('data')) packs.push({ id: f.name, size: f.size });
+    // In the order of their names, whatever the backend lists first: the last packs are read differently (see readPacks).
+    packs.sort((x, y) => (x.id < y.id ? -1 : 1));
     const blobsOf = (id: string): IndexBlobEntry[] => index.blobsOf(id);
     const outcomes: PackOutcome[] = [];
     const key = cryptoMaterial(repo).key;
@@ -171,6 +175,81 @@ describe('readPacks, a pack that fails to load half-way', () => {
       else expect('verdict' in o && o.verdict.hashMatches && o.verdict.bad.length === 0).toBe(true);
     }
     expect(outcomes.length).toBeGreaterThan(1);
+  });
+});
+
+describe('readPacks from a local repository, whose packs the workers read themselves', () => {
+  const tmp = tempDir('read-packs-local');
+  afterAll(() => tmp.cleanup());
+  const sorted = (outcomes: PackOutcome[]): PackOutcome[] => [...outcomes].sort((x, y) => (x.pack.id < y.pack.id ? -1 : 1));
+
+  for (const workers of [0, 1, 2]) {
+    it(`gives the outcomes a reading through load gives, for intact and damaged packs (${workers} workers)`, async () => {
+      const memory = await cloneBackend(fx.backend);
+      const repo = await open(memory);
+      const where = await firstBlobOf(repo, fx.snapshots[0]!, `${fx.src}/${FILES.photo}`);
+      repo.close();
+      await flipByte(memory, { type: 'data', name: where.pack }, where.offset + 100);
+      // The last pack by name, which two workers read piece by piece (any worker, and one hashes the whole file).
+      const names: string[] = [];
+      for await (const f of memory.list('data')) names.push(f.name);
+      const last = names.sort().at(-1)!;
+      await flipByte(memory, { type: 'data', name: last }, 40);
+      const local = await cloneToLocal(memory, path.join(tmp.dir, `workers-${workers}`));
+      const direct = sorted((await readAll(local, workers, 16 * 1024)).outcomes);
+      expect(direct).toEqual(sorted((await readAll(memory, workers, 16 * 1024)).outcomes));
+      const verdicts = new Map(direct.map((o) => [o.pack.id, (o as Extract<PackOutcome, { verdict: unknown }>).verdict]));
+      expect(verdicts.size).toBe(names.length);
+      expect(verdicts.get(where.pack)!.bad.map((x) => x.id)).toContain(where.blob);
+      expect(verdicts.get(last)!.hashMatches).toBe(false);
+      for (const [id, v] of verdicts) if (id !== where.pack && id !== last) expect(v).toMatchObject({ hashMatches: true, header: { ok: true, mismatches: [] }, bad: [] });
+    });
+  }
+
+  for (const workers of [1, 2]) {
+    it(`makes a pack cut short or removed after the listing an outcome of its own, and reads the others intact (${workers} workers)`, async () => {
+      const local = await cloneToLocal(fx.backend, path.join(tmp.dir, `failing-${workers}`));
+      const repo = await open(local);
+      try {
+        const index = await loadIndexTolerant(repo);
+        const packs: { id: string; size: number }[] = [];
+        for await (const f of local.list('data')) if (f.size > 64 * 1024) packs.push({ id: f.name, size: f.size });
+        packs.sort((x, y) => (x.id < y.id ? -1 : 1));
+        // Cut short: the first pack (its pieces in one worker, in order) and the last (shared out, with two workers).
+        const cut = [packs[0]!.id, packs.at(-1)!.id];
+        const removed = packs[1]!.id;
+        for (const id of cut) fs.truncateSync(local.localFile({ type: 'data', name: id }).path, 30 * 1024);
+        fs.rmSync(local.localFile({ type: 'data', name: removed }).path);
+        const outcomes: PackOutcome[] = [];
+        const key = cryptoMaterial(repo).key;
+        await readPacks(repo, key, new VerifyPool(key, workers), packs, { concurrency: 2, blobsOf: (id) => index.blobsOf(id), pieceBytes: 16 * 1024 }, (o) => outcomes.push(o)).done;
+        expect(outcomes).toHaveLength(packs.length);
+        for (const o of outcomes) {
+          if (cut.includes(o.pack.id)) expect('error' in o && (o.error as BackupError).code).toBe('INVALID_RANGE');
+          else if (o.pack.id === removed) expect('error' in o && (o.error as BackupError).code).toBe('NOT_FOUND');
+          else expect('verdict' in o && o.verdict.hashMatches && o.verdict.bad.length === 0).toBe(true);
+        }
+      } finally {
+        repo.close();
+      }
+    });
+  }
+});
+
+describe('a verify pool started before its key', () => {
+  it('takes no task until it has the key, serves one repository, and takes none once closed', async () => {
+    const pool = startVerifyPool(1);
+    try {
+      await expect(pool.hashFiles([])).rejects.toThrow(/before its key/);
+      const key = new Uint8Array(32).fill(7);
+      pool.start(key);
+      pool.start(key.slice());
+      expect(() => pool.start(new Uint8Array(32))).toThrow(/one repository/);
+      expect(await pool.hashFiles([])).toEqual([]);
+    } finally {
+      await pool.close();
+    }
+    await expect(pool.hashFiles([])).rejects.toThrow(/closed/);
   });
 });
 
@@ -237,7 +316,7 @@ describe('BlobVerifier', () => {
     for (const packId of index.packs.keys()) {
       const blobs = [...index.blobsOf(packId)].sort((a, b) => a.offset - b.offset);
       const bytes = await fx.backend.load({ type: 'data', name: packId });
-      const piece = (list: IndexBlobEntry[]): PackPiece => ({ packId, start: 0, bytes: bytes.slice(), blobs: list.map((entry, at) => ({ entry, at })) });
+      const piece = (list: IndexBlobEntry[]): PackPiece & { bytes: Uint8Array } => ({ packId, start: 0, bytes: bytes.slice(), blobs: list.map((entry, at) => ({ entry, at })) });
       // Each blob listed twice, and the first also as part of a longer, bogus entry that contains the others.
       const first = blobs[0]!;
       const last = blobs[blobs.length - 1]!;

@@ -1,17 +1,18 @@
 /**
- * The reading half of the data check: loads each selected pack in pieces of a few megabytes cut between blobs,
- * authenticates the pack's header, and hands the pieces in order to one worker of the verify pool, which hashes them
- * against the pack's name and opens their blobs. Memory is bounded by the bytes of the pieces in flight, not by the
- * size of packs. It runs beside the structure check, and may start before the index is loaded (packs are then cut
- * by their own headers), so that the worker threads decrypt while the main thread loads the index and walks the
- * trees; each pack's outcome (its verdict, or why it could not be loaded) is reported as it comes, and the checker
- * decides when to judge it.
+ * The reading half of the data check: loads each selected pack in pieces of a few megabytes cut between blobs (or,
+ * from a local repository, lets the workers read the pieces themselves), authenticates the pack's header, and hands
+ * the pieces in order to one worker of the verify pool, which hashes them against the pack's name and opens their
+ * blobs. Memory is bounded by the bytes of the pieces in flight, not by the size of packs. It runs beside the
+ * structure check, and may start before the index is loaded (packs are then cut by their own headers), so that the
+ * worker threads decrypt while the main thread loads the index and walks the trees; each pack's outcome (its
+ * verdict, or why it could not be loaded) is reported as it comes, and the checker decides when to judge it.
  */
 import { createHash } from 'node:crypto';
 import { BackupError, isBackupError, readPackHeader } from '@backup-manager/core-archive';
 import type { IndexBlobEntry, Repository } from '@backup-manager/core-archive';
 import { headerMismatches } from './pack-verify.ts';
-import type { BadBlob, PackPiece, PackVerdict } from './pack-verify.ts';
+import type { BadBlob, PackPiece, PackVerdict, PieceResult } from './pack-verify.ts';
+import { loadFailure } from './pool.ts';
 import type { VerifyPool } from './pool.ts';
 import type { PackRef } from './subset.ts';
 import { throwIfAborted } from './util.ts';
@@ -123,9 +124,16 @@ export function readPacks(
     () => {},
   );
   const target = options.pieceBytes ?? PIECE_BYTES;
+  // A local repository's packs are read by the threads that open them (Backend.localFile): this thread then only
+  // plans pieces, and a worker has its next pieces queued whatever this thread is busy with (a large tree, a
+  // collection), instead of waiting for it to read them.
+  const localFile = repo.backend.localFile?.bind(repo.backend);
+
   // Per worker, the piece it opens and two loaded ahead: enough to keep it busy while the next piece loads. (Each
   // worker has its own, as a pack's pieces all go to one worker: the packs of a slower one must not hold it all.)
   const budgets = Array.from({ length: Math.max(1, pool.size) }, () => new ByteBudget(3 * target));
+  /** for the blobs opened alone (see reconcile), which go to any worker */
+  const alone = new ByteBudget(3 * target);
   /** Exactly `length` bytes of the pack from `offset`: a shorter answer means the file changed while being read. */
   const load = async (p: PackRef, offset: number, length: number): Promise<Uint8Array> => {
     const bytes = await repo.backend.load({ type: 'data', name: p.id }, offset, length);
@@ -155,49 +163,80 @@ export function readPacks(
     if (!headerEntries) await options.indexReady;
     const blobs = headerEntries ?? options.blobsOf(p.id);
     const plan = planPieces(blobs, p.size, target, Math.min(TAIL_BYTES, target));
-    // The pack's pieces go in order to one worker, which hashes them against the pack's name.
-    const stream = pool.openStream();
-    const budget = budgets[stream.slot]!;
-    const verifying: Promise<{ bad: BadBlob[]; digest?: string }>[] = [];
+    const verifying: Promise<PieceResult>[] = [];
     let header: PackVerdict['header'] = { ok: false, message: 'it was not read' };
     let failure: { error: unknown } | undefined;
-    let digest = plan.pieces.length === 0 ? createHash('sha256').digest('hex') : undefined;
-    try {
-      for (const [k, piece] of plan.pieces.entries()) {
-        const length = piece.end - piece.start;
-        await budget.take(length);
-        let bytes: Uint8Array;
-        try {
-          bytes = await load(p, piece.start, length);
-          if (piece.end === p.size && !headerEntries) header = await readHeader(p, blobs, bytes, piece.start, load, key);
-        } catch (e) {
-          budget.give(length);
-          failure = { error: e };
-          break;
-        }
-        // The pool takes the buffer (it is transferred to a worker, which hashes it first): the header is read before.
-        const task: PackPiece = { packId: p.id, start: piece.start, bytes, blobs: piece.blobs, hash: { stream: stream.id, last: k === plan.pieces.length - 1 } };
-        const v = pool.verifyInStream(task);
-        v.then(
-          () => budget.give(length),
-          () => budget.give(length),
-        );
-        verifying.push(v);
+    let digest: Promise<string | { error: string }> | string | undefined = plan.pieces.length === 0 ? createHash('sha256').digest('hex') : undefined;
+    if (localFile) {
+      // Every piece is handed over at once (their bytes are read there, so they cost no memory here); the header is
+      // read here meanwhile.
+      const file = localFile({ type: 'data', name: p.id });
+      const pieceOf = (piece: PiecePlan['pieces'][number]): PackPiece => ({ packId: p.id, start: piece.start, bytes: { file, length: piece.end - piece.start }, blobs: piece.blobs });
+      if (pool.size > 1 && plan.pieces.length > 1 && sealed && queue.length < options.concurrency) {
+        // One of the last packs: its pieces go to whichever worker is free, and one of them hashes the whole file,
+        // so that no worker is left with a pack of its own to finish while the others have nothing to do.
+        for (const piece of plan.pieces) verifying.push(pool.verifyInStream(pieceOf(piece)));
+        digest = pool.hashFiles([file.path]).then((d) => ('sha256' in d[0]! ? d[0].sha256 : d[0]!));
+      } else {
+        // The pack's pieces go in order to one worker, which hashes them against the pack's name.
+        const stream = pool.openStream();
+        plan.pieces.forEach((piece, k) => verifying.push(pool.verifyInStream({ ...pieceOf(piece), hash: { stream: stream.id, last: k === plan.pieces.length - 1 } })));
+        await pool.closeStream(stream, true);
       }
-    } finally {
-      await pool.closeStream(stream, failure === undefined && verifying.length === plan.pieces.length);
+      // Awaited below; until then a worker's failure must not count as unhandled.
+      for (const v of [...verifying, digest]) if (v instanceof Promise) v.catch(() => {});
+      if (!headerEntries && plan.pieces.length > 0) {
+        try {
+          header = await readHeader(p, blobs, new Uint8Array(0), p.size, load, key);
+        } catch (e) {
+          failure = { error: e };
+        }
+      }
+    } else {
+      // The pack's pieces go in order to one worker, which hashes them against the pack's name.
+      const stream = pool.openStream();
+      const budget = budgets[stream.slot]!;
+      try {
+        for (const [k, piece] of plan.pieces.entries()) {
+          const length = piece.end - piece.start;
+          await budget.take(length);
+          let bytes: Uint8Array;
+          try {
+            bytes = await load(p, piece.start, length);
+            if (piece.end === p.size && !headerEntries) header = await readHeader(p, blobs, bytes, piece.start, load, key);
+          } catch (e) {
+            budget.give(length);
+            failure = { error: e };
+            break;
+          }
+          // The pool takes the buffer (it is transferred to a worker, which hashes it first): the header is read before.
+          const task: PackPiece = { packId: p.id, start: piece.start, bytes, blobs: piece.blobs, hash: { stream: stream.id, last: k === plan.pieces.length - 1 } };
+          const v = pool.verifyInStream(task);
+          v.then(
+            () => budget.give(length),
+            () => budget.give(length),
+          );
+          verifying.push(v);
+        }
+      } finally {
+        await pool.closeStream(stream, verifying.length === plan.pieces.length);
+      }
     }
     // Every piece handed over is waited for, also when a later one failed to load: a worker's failure ends the check.
     const replies = await Promise.all(verifying);
+    // A piece its worker could not read comes before the header, as it would have been read first.
+    const unread = replies.find((r) => r.loadError !== undefined)?.loadError;
+    if (unread) failure = { error: loadFailure(unread) };
     const results = replies.map((r) => r.bad);
-    digest ??= replies[replies.length - 1]?.digest;
+    const hashed = (await digest) ?? replies[replies.length - 1]?.digest;
+    if (typeof hashed === 'object') failure ??= { error: new BackupError('IO', hashed.error) };
     if (failure) {
       throwIfAborted(options.signal, 'verify');
       if (isBackupError(failure.error) && failure.error.code === 'INTERRUPTED') throw failure.error;
       onOutcome({ pack: p, error: failure.error });
       return;
     }
-    const hashMatches = digest === p.id;
+    const hashMatches = hashed === p.id;
     if (headerEntries) {
       // Judged once the index is loaded; meanwhile the lane goes on with the next pack, so that the workers do not
       // wait for the index either.
@@ -206,18 +245,18 @@ export function readPacks(
         const indexed = options.blobsOf(p.id);
         const checked = await reconcile(p, indexed, headerEntries, plan, results.flat(), async (entry, at) => {
           // An index entry the header does not confirm: its bytes are opened the way an index-planned piece would be.
-          await budget.take(entry.length);
+          await alone.take(entry.length);
           let bytes: Uint8Array;
           try {
             bytes = await load(p, entry.offset, entry.length);
           } catch (e) {
-            budget.give(entry.length);
+            alone.give(entry.length);
             return { error: e };
           }
           try {
             return await pool.verifyPiece({ packId: p.id, start: entry.offset, bytes, blobs: [{ entry, at }] });
           } finally {
-            budget.give(entry.length);
+            alone.give(entry.length);
           }
         });
         if (!Array.isArray(checked)) {

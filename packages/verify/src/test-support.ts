@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FILE_TYPES, MemoryBackend, Repository, TEST_SCRYPT, backup, resolveSnapshotPath } from '@backup-manager/core-archive';
+import { FILE_TYPES, LocalBackend, MemoryBackend, Repository, TEST_SCRYPT, backup, resolveSnapshotPath } from '@backup-manager/core-archive';
 import type { Backend, Handle, Id, RunContext, TreeNode } from '@backup-manager/core-archive';
 
 export const PASSWORD = 'pw';
@@ -88,6 +88,18 @@ export async function makeFixture(prefix = 'verify'): Promise<Fixture> {
 /** A copy of a repository's files in a new memory backend, to damage without touching the original. */
 export async function cloneBackend(from: Backend): Promise<MemoryBackend> {
   const to = new MemoryBackend();
+  for (const type of FILE_TYPES) {
+    for await (const f of from.list(type)) {
+      const h = { type, name: f.name };
+      await to.save(h, await from.load(h));
+    }
+  }
+  return to;
+}
+
+/** A copy of a repository's files in a local folder (created at `dir`), whose packs the verify workers read themselves. */
+export async function cloneToLocal(from: Backend, dir: string): Promise<LocalBackend> {
+  const to = await LocalBackend.create(dir);
   for (const type of FILE_TYPES) {
     for await (const f of from.list(type)) {
       const h = { type, name: f.name };

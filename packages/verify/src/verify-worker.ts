@@ -1,33 +1,33 @@
 /**
  * Worker thread of the verify pool: runs pack verifications (hashing each pack against its name, and opening its
  * blobs) and file hashes off the main thread, so that both cores decrypt and hash while the main thread keeps
- * reading. The main thread does all repository I/O.
+ * reading. Pieces come as bytes or, from a local repository, as a file range this thread reads itself.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { releaseBytes } from '@backup-manager/core-archive/pack-reading';
-import { BlobVerifier, PackHashes, hashFilesSync } from './pack-verify.ts';
+import { PieceRunner, hashFilesSync } from './pack-verify.ts';
 import type { ToPool, ToVerifyWorker } from './pool.ts';
 
 const port = parentPort;
 if (!port) throw new Error('verify-worker.ts must run as a worker thread');
-const verifier = new BlobVerifier((workerData as { key: Uint8Array }).key);
-const hashes = new PackHashes();
+// The key comes with the thread, or (a pool started before the repository was opened) as the first message.
+const given = (workerData as { key?: Uint8Array }).key;
+let runner = given ? new PieceRunner(given) : undefined;
 
-function handle(msg: ToVerifyWorker): ToPool {
+function handle(msg: Exclude<ToVerifyWorker, { t: 'key' }>): ToPool {
   try {
     if (msg.t === 'piece') {
       try {
-        // Hashed before its blobs are decrypted in place.
-        const digest = msg.piece.hash ? hashes.update(msg.piece.hash, msg.piece.bytes) : undefined;
-        return { t: 'piece', id: msg.id, bad: verifier.verify(msg.piece, true), ...(digest === undefined ? {} : { digest }) };
+        if (!runner) throw new Error('a piece came before the key');
+        return { t: 'piece', id: msg.id, ...runner.run(msg.piece) };
       } finally {
-        // The piece was transferred here whole and nothing else holds it: freed now rather than by the collector,
-        // so that dead pieces of megabytes do not pile up in this thread.
-        releaseBytes(msg.piece.bytes);
+        // Bytes transferred here whole, which nothing else holds: freed now rather than by the collector, so that
+        // dead pieces of megabytes do not pile up in this thread. (A piece read from its file is in the runner's buffer.)
+        if (msg.piece.bytes instanceof Uint8Array) releaseBytes(msg.piece.bytes);
       }
     }
     if (msg.t === 'drop') {
-      hashes.drop(msg.stream);
+      runner?.drop(msg.stream);
       return { t: 'drop', id: msg.id };
     }
     return { t: 'hash', id: msg.id, digests: hashFilesSync(msg.paths) };
@@ -36,4 +36,7 @@ function handle(msg: ToVerifyWorker): ToPool {
   }
 }
 
-port.on('message', (msg: ToVerifyWorker) => port.postMessage(handle(msg)));
+port.on('message', (msg: ToVerifyWorker) => {
+  if (msg.t === 'key') runner ??= new PieceRunner(msg.key);
+  else port.postMessage(handle(msg));
+});

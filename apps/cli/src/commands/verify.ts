@@ -9,7 +9,7 @@ import { parseDuration, parseSize } from '@backup-manager/config';
 import { BackupError, shortId, toBackupError } from '@backup-manager/core-archive';
 import type { Repository } from '@backup-manager/core-archive';
 import {
-  lastRestoreThroughput, latestVerifiedSnapshotPerSource, parseDataSubset, readHistory, recordOfCheck, verifyRepository, verifyRotating,
+  lastRestoreThroughput, latestVerifiedSnapshotPerSource, parseDataSubset, readHistory, recordOfCheck, startVerifyPool, verifyRepository, verifyRotating,
 } from '@backup-manager/verify';
 import type { CheckEvent, CheckSummary, Finding, PackSelection } from '@backup-manager/verify';
 import { EXIT } from '../exit-codes.ts';
@@ -52,12 +52,20 @@ export async function verifyCommand(rt: Runtime, flags: VerifyFlags): Promise<nu
   const started = Date.now();
   const startedAt = rt.runContext().now().toISOString();
   const location = await rt.repoLocation();
-  const repo = await rt.openRepository();
+  // A data check starts its worker threads now: they load their code while the key is derived from the password.
+  const pool = readData ? startVerifyPool() : undefined;
+  let repo: Repository;
+  try {
+    repo = await rt.openRepository();
+  } catch (e) {
+    await pool?.close();
+    throw e;
+  }
   const render = new CheckRenderer(rt);
   try {
     const summary = await rt.withLock(repo, false, 'verify', async () => {
       const common = { signal: rt.abort.signal, onEvent: (e: CheckEvent) => render.event(e) };
-      if (!rotating) return verifyRepository(repo, { ...common, ...(readData ? { readData } : {}) });
+      if (!rotating) return verifyRepository(repo, { ...common, ...(readData ? { readData, ...(pool ? { pool } : {}) } : {}) });
       const { summary: s, plan } = await verifyRotating(repo, { ...common, stateFile: path.join(rt.home, 'verify-rotation.json'), periodDays, now: rt.runContext().now });
       render.clear();
       if (plan.previousCycleUnread > 0) rt.note(`note: the previous rotation cycle ended with ${plan.previousCycleUnread} pack(s) unread (runs were missed); this cycle starts over`);
@@ -82,6 +90,8 @@ export async function verifyCommand(rt: Runtime, flags: VerifyFlags): Promise<nu
     rt.logOperation({ operation: 'verify', repository: location, outcome: interrupted ? 'interrupted' : 'failure', durationMs: Date.now() - started, errorCode: err.code });
     throw err;
   } finally {
+    // The check closes the pool it was given; this is for a failure before it took it (the lock, say).
+    await pool?.close();
     repo.close();
   }
 }

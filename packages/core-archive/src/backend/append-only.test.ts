@@ -43,8 +43,9 @@ describe('AppendOnlyBackend', () => {
     expect(await b.usage?.()).toEqual({ usedBytes: 2, totalBytes: 1000, trashBytes: 0 });
   });
 
-  it('offers stage only when the inner backend does, and passes staged files through', async () => {
-    expect(new AppendOnlyBackend(new MemoryBackend()).stage).toBeUndefined();
+  it('offers stage, loadInto and localFile only when the inner backend does, and passes them through', async () => {
+    const overMemory = new AppendOnlyBackend(new MemoryBackend());
+    expect([overMemory.stage, overMemory.loadInto, overMemory.localFile]).toEqual([undefined, undefined, undefined]);
     const dir = await mkdtemp(path.join(tmpdir(), 'bam-append-only-'));
     try {
       const local = await LocalBackend.create(path.join(dir, 'repo'));
@@ -53,6 +54,10 @@ describe('AppendOnlyBackend', () => {
       await file.append(new Uint8Array([4, 5]));
       await file.commit(handleOf('data'));
       expect(await local.load(handleOf('data'))).toEqual(new Uint8Array([4, 5]));
+      const into = new Uint8Array(1);
+      await b.loadInto!(handleOf('data'), 1, into);
+      expect(into).toEqual(new Uint8Array([5]));
+      expect(b.localFile!(handleOf('data'))).toEqual(local.localFile(handleOf('data')));
       // Still no deleting through the wrapper.
       await expect(b.remove(handleOf('data'))).rejects.toMatchObject({ code: 'APPEND_ONLY' });
     } finally {

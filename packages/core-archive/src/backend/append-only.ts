@@ -5,7 +5,7 @@
 
 import { BackupError } from '../errors.ts';
 import { handlePath } from './backend.ts';
-import type { Backend, FileInfo, FileType, Handle, StagedFile, Usage } from './backend.ts';
+import type { Backend, FileInfo, FileType, Handle, LocalFile, StagedFile, Usage } from './backend.ts';
 
 /**
  * Refuses `remove` of every file type except `locks` (locks must still be released) with APPEND_ONLY; everything
@@ -17,6 +17,8 @@ export class AppendOnlyBackend implements Backend {
   readonly location: string;
   readonly usage?: () => Promise<Usage>;
   readonly stage?: (type: FileType) => StagedFile;
+  readonly loadInto?: (h: Handle, offset: number, out: Uint8Array) => Promise<void>;
+  readonly localFile?: (h: Handle) => LocalFile;
   /** The wrapped backend, for code that must reach through the wrapper (deliberately, and visibly so). */
   readonly inner: Backend;
 
@@ -27,6 +29,11 @@ export class AppendOnlyBackend implements Backend {
     if (innerUsage !== undefined) this.usage = () => innerUsage.call(inner);
     const innerStage = inner.stage;
     if (innerStage !== undefined) this.stage = (type) => innerStage.call(inner, type);
+    // Reads pass through unchanged, so the inner backend's ways of reading are offered as they are.
+    const innerLoadInto = inner.loadInto;
+    if (innerLoadInto !== undefined) this.loadInto = (h, offset, out) => innerLoadInto.call(inner, h, offset, out);
+    const innerLocalFile = inner.localFile;
+    if (innerLocalFile !== undefined) this.localFile = (h) => innerLocalFile.call(inner, h);
   }
 
   save(h: Handle, data: Uint8Array): Promise<void> {

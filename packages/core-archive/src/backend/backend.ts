@@ -55,6 +55,15 @@ export interface Backend {
    */
   loadInto?(h: Handle, offset: number, out: Uint8Array): Promise<void>;
 
+  /**
+   * Optional: where the file `h` lies in the local file system, for a backend that keeps each file there as it is
+   * (the file need not exist). A reader that cannot call `load`, such as a worker thread, reads ranges of it with
+   * `readLocalRangeSync`, which gives the bytes and the errors `load` would. A backend whose `load` does more than
+   * read that file (a wrapper that counts, limits, retries or transforms the bytes) leaves this out; a wrapper
+   * forwards it only when its `load` adds nothing.
+   */
+  localFile?(h: Handle): LocalFile;
+
   /** Size of the file, or NOT_FOUND. */
   stat(h: Handle): Promise<FileInfo>;
 
@@ -80,6 +89,14 @@ export interface Backend {
 
   /** Releases connections and handles. The backend is unusable afterwards. */
   close(): Promise<void>;
+}
+
+/** A file of a backend that keeps its files in the local file system (see Backend.localFile). */
+export interface LocalFile {
+  /** the file's absolute path */
+  path: string;
+  /** the repository folder, which error messages name */
+  root: string;
 }
 
 /**

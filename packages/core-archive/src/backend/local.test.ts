@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, statfs, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import { BackupError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import { describeBackendConformance } from '../testing/conformance.ts';
 import type { FileType, Handle } from './backend.ts';
-import { LocalBackend, translateFsError } from './local.ts';
+import { LocalBackend, readLocalRangeSync, translateFsError } from './local.ts';
 
 async function tempDir(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'bam-local-'));
@@ -71,6 +71,37 @@ describe('LocalBackend on disk', () => {
     expect([...buf]).toEqual([3, 4, 5, 6, 0xee, 0xee]);
     expect((await failure(b.loadInto(dataHandle(ID_A), 8, new Uint8Array(4)))).code).toBe('INVALID_RANGE');
     expect((await failure(b.loadInto(dataHandle(ID_B), 0, new Uint8Array(1)))).code).toBe('NOT_FOUND');
+  });
+
+  it('names where a file lies, and readLocalRangeSync reads ranges of it with the bytes and the errors of load', async () => {
+    const b = await LocalBackend.create(root);
+    const bytes = Uint8Array.from({ length: 300 }, (_, i) => (i * 7) & 255);
+    await b.save(dataHandle(ID_A), bytes);
+    const file = b.localFile(dataHandle(ID_A));
+    expect(file).toEqual({ path: path.join(b.location, 'data', 'ab', ID_A), root: b.location });
+    const out = new Uint8Array(100);
+    readLocalRangeSync(dataHandle(ID_A), file, 150, out);
+    expect(out).toEqual(await b.load(dataHandle(ID_A), 150, 100));
+    const syncFailure = (h: Handle, offset: number, length: number): BackupError => {
+      try {
+        readLocalRangeSync(h, b.localFile(h), offset, new Uint8Array(length));
+      } catch (e) {
+        expect(e).toBeInstanceOf(BackupError);
+        return e as BackupError;
+      }
+      throw new Error('readLocalRangeSync should have failed');
+    };
+    // Past the end, missing, and a file cut short after it was listed: the codes and messages of load.
+    for (const [h, offset, length] of [[dataHandle(ID_A), 250, 100], [dataHandle(ID_B), 0, 1]] as const) {
+      const sync = syncFailure(h, offset, length);
+      const async = await failure(b.load(h, offset, length));
+      expect([sync.code, sync.message]).toEqual([async.code, async.message]);
+    }
+    expect(syncFailure(dataHandle(ID_B), 0, 1).code).toBe('NOT_FOUND');
+    await truncate(file.path, 120);
+    expect(syncFailure(dataHandle(ID_A), 100, 50).code).toBe('INVALID_RANGE');
+    // A file name that is not a repository name is refused before any path is built from it.
+    expect(() => b.localFile(dataHandle('../../etc/passwd'))).toThrow(/malformed repository file name/);
   });
 
   it('writes files with mode 0600 into data fan-out folders created on demand with mode 0700', async () => {

@@ -12,7 +12,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BackupError } from '../errors.ts';
 import { handlePath } from './backend.ts';
-import type { Backend, FileInfo, FileType, Handle, StagedFile, Usage } from './backend.ts';
+import type { Backend, FileInfo, FileType, Handle, LocalFile, StagedFile, Usage } from './backend.ts';
 import { checkFileType, checkHandle, checkRangeArguments, resolveRange } from './checks.ts';
 
 /** The folders a repository consists of; `data` holds the `ab/` fan-out folders, created when first needed. */
@@ -84,6 +84,38 @@ function errorCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : undefined;
 }
 
+function endedEarly(target: string, offset: number, length: number, done: number): BackupError {
+  return new BackupError(
+    'INVALID_RANGE',
+    `${target} ended after ${offset + done} bytes while reading ${length} bytes from byte ${offset}; the file changed while being read, run a repository check`,
+    { subject: target },
+  );
+}
+
+/**
+ * Reads `out.byteLength` bytes of `h` from `offset` into `out`, synchronously, from where `Backend.localFile` says
+ * the file lies: what LocalBackend's `loadInto` does, with the same errors, for a thread that holds no backend.
+ */
+export function readLocalRangeSync(h: Handle, file: LocalFile, offset: number, out: Uint8Array): void {
+  checkHandle(h);
+  checkRangeArguments(h, offset, out.byteLength);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file.path, 'r');
+    const range = resolveRange(h, fs.fstatSync(fd).size, offset, out.byteLength);
+    let done = 0;
+    while (done < range.length) {
+      const bytesRead = fs.readSync(fd, out, done, range.length - done, range.offset + done);
+      if (bytesRead === 0) throw endedEarly(file.path, range.offset, range.length, done);
+      done += bytesRead;
+    }
+  } catch (e) {
+    throw translateFsError(e, 'load', file.root, file.path);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
 export class LocalBackend implements Backend {
   /** The absolute repository folder. */
   readonly location: string;
@@ -137,6 +169,11 @@ export class LocalBackend implements Backend {
     await this.#read(h, offset, out.byteLength, out);
   }
 
+  localFile(h: Handle): LocalFile {
+    checkHandle(h);
+    return { path: this.#pathOf(h), root: this.#root };
+  }
+
   /** Reads the range into `into` (exactly its length) or into a buffer of its own. */
   async #read(h: Handle, offset: number, length: number | undefined, into: Uint8Array | undefined): Promise<Uint8Array> {
     checkHandle(h);
@@ -152,13 +189,7 @@ export class LocalBackend implements Backend {
       // A single read may return fewer bytes than asked (large reads, network file systems): loop until complete.
       while (done < range.length) {
         const { bytesRead } = await file.read(out, done, range.length - done, range.offset + done);
-        if (bytesRead === 0) {
-          throw new BackupError(
-            'INVALID_RANGE',
-            `${target} ended after ${range.offset + done} bytes while reading ${range.length} bytes from byte ${range.offset}; the file changed while being read, run a repository check`,
-            { subject: target },
-          );
-        }
+        if (bytesRead === 0) throw endedEarly(target, range.offset, range.length, done);
         done += bytesRead;
       }
       return out;
