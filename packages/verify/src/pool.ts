@@ -60,6 +60,10 @@ export function loadFailure(loadError: NonNullable<PieceResult['loadError']>): B
   return toBackupError(loadError, 'IO', loadError.message);
 }
 
+function noKeyYet(): BackupError {
+  return new BackupError('INTERNAL', 'the verify pool was given a task before its key (VerifyPool.start)');
+}
+
 export function defaultVerifyWorkers(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()));
 }
@@ -134,7 +138,7 @@ export class VerifyPool {
   }
 
   private requireKey(): Uint8Array {
-    if (this.key === undefined) throw new BackupError('INTERNAL', 'the verify pool was given a task before its key (VerifyPool.start)');
+    if (this.key === undefined) throw noKeyYet();
     return this.key;
   }
 
@@ -214,7 +218,7 @@ export class VerifyPool {
   private send(msg: ToVerifyWorker, transfer: ArrayBuffer[] = [], slot?: Slot): Promise<ToPool> {
     if (this.failure) return Promise.reject(this.failed());
     if (this.closed) return Promise.reject(new BackupError('INTERNAL', 'the verify pool is closed'));
-    if (this.key === undefined) return Promise.reject(new BackupError('INTERNAL', 'the verify pool was given a task before its key (VerifyPool.start)'));
+    if (this.key === undefined) return Promise.reject(noKeyYet());
     return new Promise<ToPool>((resolve, reject) => {
       (slot?.queue ?? this.queue).push({ msg: { ...msg, id: this.next++ }, transfer, resolve, reject });
       this.dispatch();

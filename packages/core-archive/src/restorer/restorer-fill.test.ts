@@ -20,6 +20,18 @@ import { encodeTree } from '../repository/tree.ts';
 import { initRepo, namesOf, PASSWORD, rejection, tempDir } from '../test-support/repo.ts';
 import { compareTrees } from '../test-support/tree.ts';
 
+/** The fields every file node the tests below write by hand shares. */
+const NODE_BASE = { mode: 0o644, uid: 0, gid: 0, mtimeNs: '0', atimeNs: '0', ctimeNs: '0', dev: '1', inode: '1', nlink: 1 };
+
+/** A snapshot of the tree `root`, which the test wrote blob by blob. */
+async function saveSnapshotOf(repo: Repository, root: Id): Promise<Id> {
+  const now = new Date().toISOString();
+  return repo.saveSnapshot({
+    version: 1, time: now, tree: root, paths: ['/x'], hostname: 'h', username: 'u', uid: 0, gid: 0, tags: [],
+    type: 'full', excludes: [], programVersion: 'test', summary: emptySummary(now),
+  });
+}
+
 function files(dir: string): string[] {
   const out: string[] = [];
   const visit = (rel: string): void => {
@@ -113,7 +125,6 @@ describe('restore: writing and finishing files', () => {
     const backend = new MemoryBackend();
     const writer = await initRepo(backend);
     const saver = new PackSaver(writer);
-    const base = { mode: 0o644, uid: 0, gid: 0, mtimeNs: '0', atimeNs: '0', ctimeNs: '0', dev: '1', inode: '1', nlink: 1 };
     const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
     // A faulty writer: the envelope authenticates under the key and the id, but holds other bytes of the same length.
     const content = randomBytes(50_000);
@@ -128,17 +139,13 @@ describe('restore: writing and finishing files', () => {
     const head = randomBytes(40_000);
     const { id: headId } = await saver.addPlain('data', head);
     const nodes: TreeNode[] = [
-      { ...base, name: 'bad', type: 'file', size: content.length, content: [id], sha256: id },
-      { ...base, name: 'good', type: 'file', size: good.length, content: [goodId], sha256: sha(good) },
-      { ...base, name: 'two', type: 'file', size: head.length + content.length, content: [headId, id], sha256: sha(Buffer.concat([head, content])) },
+      { ...NODE_BASE, name: 'bad', type: 'file', size: content.length, content: [id], sha256: id },
+      { ...NODE_BASE, name: 'good', type: 'file', size: good.length, content: [goodId], sha256: sha(good) },
+      { ...NODE_BASE, name: 'two', type: 'file', size: head.length + content.length, content: [headId, id], sha256: sha(Buffer.concat([head, content])) },
     ];
     const { id: root } = await saver.addPlain('tree', encodeTree(nodes));
     await saver.finish();
-    const now = new Date().toISOString();
-    const snap: Id = await writer.saveSnapshot({
-      version: 1, time: now, tree: root, paths: ['/x'], hostname: 'h', username: 'u', uid: 0, gid: 0, tags: [],
-      type: 'full', excludes: [], programVersion: 'test', summary: emptySummary(now),
-    });
+    const snap = await saveSnapshotOf(writer, root);
     const target = path.join(tmp.dir, 'faulty-writer');
     const r = await restore(await Repository.open(backend, PASSWORD), snap, { target });
     expect(r.mismatches.map((p) => path.basename(p)).sort()).toEqual(['bad', 'two']);
@@ -183,24 +190,19 @@ describe('restore: writing and finishing files', () => {
     const backend = new MemoryBackend();
     const writer = await initRepo(backend);
     const saver = new PackSaver(writer);
-    const base = { mode: 0o644, uid: 0, gid: 0, mtimeNs: '0', atimeNs: '0', ctimeNs: '0', dev: '1', inode: '1', nlink: 1 };
     // Many files of 100 KiB, two or three to a pack: their packs are sent to the workers while the layout goes on.
     const nodes: TreeNode[] = [];
     for (let i = 0; i < 40; i++) {
       const content = randomBytes(100 * 1024);
       const { id } = await saver.addPlain('data', content);
-      nodes.push({ ...base, name: `a${String(i).padStart(2, '0')}`, type: 'file', size: content.length, content: [id], sha256: createHash('sha256').update(content).digest('hex') });
+      nodes.push({ ...NODE_BASE, name: `a${String(i).padStart(2, '0')}`, type: 'file', size: content.length, content: [id], sha256: createHash('sha256').update(content).digest('hex') });
     }
-    const bad: TreeNode = { ...base, name: 'nested', type: 'file', size: 0, content: [], sha256: createHash('sha256').digest('hex') };
+    const bad: TreeNode = { ...NODE_BASE, name: 'nested', type: 'file', size: 0, content: [], sha256: createHash('sha256').digest('hex') };
     const { id: badTree } = await saver.addPlain('tree', new TextEncoder().encode(JSON.stringify({ nodes: [{ ...bad, name: '../escape' }] })));
-    nodes.push({ ...base, name: 'z', type: 'dir', mode: 0o755, subtree: badTree });
+    nodes.push({ ...NODE_BASE, name: 'z', type: 'dir', mode: 0o755, subtree: badTree });
     const { id: root } = await saver.addPlain('tree', encodeTree(nodes));
     await saver.finish();
-    const now = new Date().toISOString();
-    const id: Id = await writer.saveSnapshot({
-      version: 1, time: now, tree: root, paths: ['/x'], hostname: 'h', username: 'u', uid: 0, gid: 0, tags: [],
-      type: 'full', excludes: [], programVersion: 'test', summary: emptySummary(now),
-    });
+    const id = await saveSnapshotOf(writer, root);
     const target = path.join(tmp.dir, 'stopped');
     let written = 0;
     const onEvent = (ev: RestoreEvent): void => {
