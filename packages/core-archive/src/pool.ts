@@ -25,6 +25,13 @@ interface Deferred<T> {
   reject(e: unknown): void;
 }
 
+/**
+ * Where a file's outcome goes: its result, or the error that ended its batch (a worker that died or failed). A
+ * callback rather than a promise per file: a backup submits tens of thousands of files, and each promise (with its
+ * resolvers) outlived the young generation while the file waited its turn.
+ */
+export type FileSink = (result: WorkerFileResult | undefined, error?: unknown) => void;
+
 interface Slot {
   worker: Worker;
   outstanding: number;
@@ -44,7 +51,7 @@ export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly handlers: PoolHandlers;
   private nextJob = 1;
-  private readonly files = new Map<number, { results: Map<number, Deferred<WorkerFileResult>>; done: Deferred<void>; slot: Slot }>();
+  private readonly files = new Map<number, { sinks: Map<number, FileSink>; slot: Slot }>();
   private readonly tasks = new Map<number, { resolve(v: ToMain): void; reject(e: unknown): void; slot: Slot }>();
   private readonly capacityWaiters: (() => void)[] = [];
   private closed = false;
@@ -105,27 +112,16 @@ export class WorkerPool {
   }
 
   /**
-   * Submits a batch of files. Resolves once the batch is accepted (which may wait for capacity), with one promise
-   * per file for its result.
+   * Submits a batch of files, `sinks[i]` receiving the outcome of `files[i]`. Resolves once the batch is accepted
+   * (which may wait for capacity).
    */
-  async submitFiles(files: WorkerFileJob[]): Promise<Promise<WorkerFileResult>[]> {
+  async submitFiles(files: WorkerFileJob[], sinks: FileSink[]): Promise<void> {
     const slot = await this.acquire(this.maxFileJobsPerWorker);
     const job = this.nextJob++;
-    const results = new Map<number, Deferred<WorkerFileResult>>();
-    const promises = files.map(
-      (f) =>
-        new Promise<WorkerFileResult>((resolve, reject) => {
-          results.set(f.index, { resolve, reject });
-        }),
-    );
-    let done!: Deferred<void>;
-    const finished = new Promise<void>((resolve, reject) => {
-      done = { resolve, reject };
-    });
-    finished.catch(() => undefined);
-    this.files.set(job, { results, done, slot });
+    const bySink = new Map<number, FileSink>();
+    files.forEach((f, i) => bySink.set(f.index, sinks[i]!));
+    this.files.set(job, { sinks: bySink, slot });
     slot.worker.postMessage({ t: 'files', job, files } satisfies ToWorker);
-    return promises;
   }
 
   /**
@@ -179,14 +175,11 @@ export class WorkerPool {
         return;
       }
       case 'file': {
-        const job = this.files.get(m.job);
-        const d = job?.results.get(m.result.index);
-        job?.results.delete(m.result.index);
-        d?.resolve(m.result);
+        this.deliver(m.job, m.result);
         return;
       }
       case 'results': {
-        for (const r of m.results) this.onMessage(slot, { t: 'file', job: r.job, result: r.result });
+        for (const r of m.results) this.deliver(r.job, r.result);
         for (const job of m.done) this.onMessage(slot, { t: 'done', job });
         return;
       }
@@ -196,9 +189,7 @@ export class WorkerPool {
         if (!job) return;
         this.files.delete(m.job);
         const err = m.t === 'failed' ? this.toError(m.error) : undefined;
-        for (const d of job.results.values()) d.reject(err ?? new BackupError('INTERNAL', 'a worker finished a batch without a result for every file'));
-        if (err) job.done.reject(err);
-        else job.done.resolve();
+        for (const sink of job.sinks.values()) sink(undefined, err ?? new BackupError('INTERNAL', 'a worker finished a batch without a result for every file'));
         this.release(job.slot);
         return;
       }
@@ -214,6 +205,14 @@ export class WorkerPool {
     }
   }
 
+  private deliver(jobId: number, result: WorkerFileResult): void {
+    const job = this.files.get(jobId);
+    const sink = job?.sinks.get(result.index);
+    if (sink === undefined) return;
+    job!.sinks.delete(result.index);
+    sink(result);
+  }
+
   private toError(e: { code: string; message: string }): BackupError {
     const known = ['QUOTA_EXCEEDED', 'UNAVAILABLE', 'RATE_LIMITED', 'UNAUTHORIZED', 'PERMISSION_DENIED', 'IO', 'INTERRUPTED', 'CORRUPT', 'NOT_FOUND'];
     return new BackupError(known.includes(e.code) ? (e.code as BackupError['code']) : 'INTERNAL', e.message);
@@ -226,8 +225,7 @@ export class WorkerPool {
     for (const [id, job] of this.files) {
       if (job.slot !== slot) continue;
       this.files.delete(id);
-      for (const d of job.results.values()) d.reject(err);
-      job.done.reject(err);
+      for (const sink of job.sinks.values()) sink(undefined, err);
     }
     for (const [id, t] of this.tasks) {
       if (t.slot !== slot) continue;

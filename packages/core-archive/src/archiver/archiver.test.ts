@@ -327,9 +327,9 @@ describe('files that cannot be read', () => {
     expect(r.result.partial).toBe(true);
   }, 20_000);
 
-  it('reports names and link targets that are not UTF-8 as unsupported-name, and keeps a BOM-prefixed name exactly', async () => {
+  it('reports names and link targets that are not UTF-8 as unsupported-name, and keeps a BOM-prefixed name and one holding U+FFFD exactly', async () => {
     const root = path.join(tmp.dir, 'bytes');
-    writeTree(root, { 'ok.txt': 'ok', '\uFEFFbom.txt': 'bom' });
+    writeTree(root, { 'ok.txt': 'ok', '\uFEFFbom.txt': 'bom', 'real-\uFFFD.txt': 'replacement character' });
     fs.writeFileSync(Buffer.concat([Buffer.from(`${root}/bad-`), Buffer.from([0xff, 0xfe]), Buffer.from('.txt')]), 'latin-1 name');
     fs.symlinkSync(Buffer.from([0x2e, 0x2f, 0xe9]), path.join(root, 'link'));
     const repo = await initRepo(new MemoryBackend());
@@ -337,7 +337,7 @@ describe('files that cannot be read', () => {
     expect(r.result.warnings.map((w) => [path.basename(w.path), w.code]).sort()).toEqual([['bad-\uFFFD\uFFFD.txt', 'unsupported-name'], ['link', 'unsupported-name']]);
     expect(r.result.partial).toBe(true);
     const names = [...(await entriesBelow(repo, r.result.snapshot.tree, root)).keys()].sort();
-    expect(names).toEqual(['ok.txt', '\uFEFFbom.txt']);
+    expect(names).toEqual(['ok.txt', 'real-\uFFFD.txt', '\uFEFFbom.txt']);
     const target = path.join(tmp.dir, 'bytes-restored');
     await restore(repo, r.result.snapshotId, { target, subpath: root });
     expect(fs.readFileSync(path.join(target, '\uFEFFbom.txt'), 'utf8')).toBe('bom');

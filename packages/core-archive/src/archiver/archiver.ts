@@ -15,6 +15,7 @@ import { BackupError, isBackupError } from '../errors.ts';
 import type { BackupType, Id, NodeType, SnapshotDocument, SnapshotSummary, TreeNode } from '../format.ts';
 import { Worker } from 'node:worker_threads';
 import { WorkerPool, workerUrl } from '../pool.ts';
+import type { FileSink } from '../pool.ts';
 import type { ToMain, ToWorker, WorkerFileJob, WorkerFileResult } from '../pool-protocol.ts';
 import { releaseBytes } from '../crypto/bytes.ts';
 import { PackSaver } from '../repository/pack-saver.ts';
@@ -70,8 +71,6 @@ export interface BackupResult {
   partial: boolean;
 }
 
-type NodeFuture = Promise<TreeNode | null>;
-
 /**
  * The parent snapshot's listing of a directory, looked up by name. The walk asks for names in sorted order, the
  * order trees store them in, so a cursor moving forward finds each one without building a map of every name; a
@@ -118,30 +117,61 @@ type PrevTree = { id: Id; bytes: Uint8Array } | undefined;
 /** How many subdirectory listings of the parent each directory loads ahead of the walk. */
 const TREE_READ_AHEAD = 4;
 
-/** A directory's child as the walk leaves it: the node (null: left out) when already known, or a future for it. */
-type Child = TreeNode | null | NodeFuture;
-
 /**
- * A queued node. Wrapped in an object because an async function that returns a promise would wait for it:
- * the walk must only wait until work is queued, never until it is done. An unchanged file's node is known at once
- * and carried as it is: tens of thousands of them per backup, each a few promises and turns of the event loop
- * otherwise.
+ * A directory's children as the walk leaves them: a node known at once is added as it is, the others (a file
+ * waiting for a worker, a subdirectory waiting for its own children) fill their slot when they complete. One
+ * promise per directory, settled once every slot is filled, instead of a few per file: a first backup has tens of
+ * thousands of files in flight, and their promises lived long enough to be copied by every scavenge. The first
+ * failure of a child (a worker that died, a tree that could not be saved) rejects it.
  */
-interface Queued {
-  readonly child: Child;
-}
+class Children {
+  readonly nodes: (TreeNode | null)[] = [];
+  private waiting = 0;
+  private closed = false;
+  private failure: { error: unknown } | undefined;
+  private settle: { resolve(nodes: (TreeNode | null)[]): void; reject(e: unknown): void } | undefined;
 
-function queued(future: NodeFuture): Queued {
-  // Failures surface when the directory's children are awaited; this only keeps Node from reporting them early.
-  future.catch(() => undefined);
-  return { child: future };
-}
+  /** A child known now; null: left out of the tree. */
+  add(node: TreeNode | null): void {
+    this.nodes.push(node);
+  }
 
-function known(node: TreeNode | null): Queued {
-  return { child: node };
-}
+  /** A child that completes later: the slot to fill. */
+  reserve(): number {
+    this.waiting++;
+    return this.nodes.push(null) - 1;
+  }
 
-const SKIPPED: Queued = known(null);
+  fill(slot: number, node: TreeNode | null): void {
+    this.nodes[slot] = node;
+    if (--this.waiting === 0 && this.closed) this.settle?.resolve(this.nodes);
+  }
+
+  fail(error: unknown): void {
+    if (this.failure) return;
+    this.failure = { error };
+    this.settle?.reject(error);
+  }
+
+  /** A child whose node a promise gives. */
+  later(future: Promise<TreeNode | null>): void {
+    const slot = this.reserve();
+    future.then(
+      (node) => this.fill(slot, node),
+      (e: unknown) => this.fail(e),
+    );
+  }
+
+  /** No more children: the nodes in the order they were added, at once when none is pending. */
+  close(): (TreeNode | null)[] | Promise<(TreeNode | null)[]> {
+    this.closed = true;
+    if (this.failure) return Promise.reject(this.failure.error);
+    if (this.waiting === 0) return this.nodes;
+    return new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+  }
+}
 
 interface Trie {
   /** this exact path was given as a source */
@@ -233,7 +263,8 @@ class Archiver {
   private readonly summary: SnapshotSummary;
   readonly warnings: BackupWarning[] = [];
   private readonly trust: boolean;
-  private batch: { job: WorkerFileJob; resolve: (r: WorkerFileResult) => void; reject: (e: unknown) => void }[] = [];
+  private batchJobs: WorkerFileJob[] = [];
+  private batchSinks: FileSink[] = [];
   private batchBytes = 0;
   private nextIndex = 0;
   private readonly hardlinks = new Map<string, Promise<TreeNode | null>>();
@@ -298,9 +329,7 @@ class Archiver {
         { key: m.key, chunkerSecret: m.chunkerSecret, chunkSizes: m.chunkSizes, compression: m.compression },
         {
           claim: (ids) => ids.map((id) => this.saver.claim(id)),
-          store: async (blobs) => {
-            for (const b of blobs) await this.saver.add('data', b.id, b.envelope, b.rawLength);
-          },
+          store: (blobs) => this.saver.addAll('data', blobs),
           progress: (bytes) => {
             this.bytesRead += bytes;
           },
@@ -312,40 +341,41 @@ class Archiver {
   }
 
   private async flushBatch(): Promise<void> {
-    if (this.batch.length === 0) return;
-    const batch = this.batch;
-    this.batch = [];
+    if (this.batchJobs.length === 0) return;
+    const jobs = this.batchJobs;
+    const sinks = this.batchSinks;
+    this.batchJobs = [];
+    this.batchSinks = [];
     this.batchBytes = 0;
-    const promises = await this.getPool().submitFiles(batch.map((b) => b.job));
-    promises.forEach((p, i) => p.then(batch[i]!.resolve, batch[i]!.reject));
+    await this.getPool().submitFiles(jobs, sinks);
   }
 
-  private async readFile(p: string, st: fs.BigIntStats): Promise<{ result: Promise<WorkerFileResult> }> {
-    const result = new Promise<WorkerFileResult>((resolve, reject) => {
-      this.batch.push({ job: { index: this.nextIndex++, path: p, ino: st.ino.toString(), mtimeNs: st.mtimeNs.toString() }, resolve, reject });
-    });
+  /** Queues a file for the workers; a promise only when the batch went out and the walk must wait for room. */
+  private readFile(p: string, st: fs.BigIntStats, sink: FileSink): Promise<void> | undefined {
+    this.batchJobs.push({ index: this.nextIndex++, path: p, ino: st.ino.toString(), mtimeNs: st.mtimeNs.toString() });
+    this.batchSinks.push(sink);
     this.batchBytes += Number(st.size);
     // A worker reads a batch while the main thread answers for the one before: batches large enough to take it longer
     // than a round trip, small enough that the workers finish together at the end.
-    if (this.batch.length >= 256 || this.batchBytes >= 16 * 1024 * 1024) await this.flushBatch();
-    return { result };
+    if (this.batchJobs.length >= 256 || this.batchBytes >= 16 * 1024 * 1024) return this.flushBatch();
+    return undefined;
   }
 
-  /** The file's node when the parent's can be trusted; otherwise (once the file is queued) a future for it. */
-  private fileNode(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined): Queued | Promise<Queued> {
+  /** The file's node, in `into` now when the parent's can be trusted, or once a worker has read the file. */
+  private fileNode(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined, into: Children): Promise<void> | undefined {
     if (st.nlink > 1n) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = this.hardlinks.get(key);
+      const first = this.hardlinks.get(`${st.dev}:${st.ino}`);
       if (first) {
         // Another name of a file already in this backup: same content, read once.
-        return queued(first.then((n) => (n ? { ...n, ...baseNode(name, st), size: n.size!, content: n.content!, sha256: n.sha256! } : null)));
+        into.later(first.then((n) => (n ? { ...n, ...baseNode(name, st), size: n.size!, content: n.content!, sha256: n.sha256! } : null)));
+        return undefined;
       }
     }
     const node = baseNode(name, st);
     const size = Number(st.size);
     const unchanged = this.trust && prev?.type === 'file' && prev.size === size && prev.mtimeNs === node.mtimeNs && prev.ctimeNs === node.ctimeNs && prev.inode === node.inode
       && this.allIndexed(prev.content!);
-    if (!unchanged) return this.readNode(p, st, node, prev);
+    if (!unchanged) return this.readFile(p, st, this.fileSink(p, st, node, prev, into));
     this.summary.filesUnchanged++;
     this.summary.bytesUnchanged += size;
     this.countDone(size, p);
@@ -360,21 +390,42 @@ class Archiver {
     same.content = prev.content!;
     same.sha256 = prev.sha256!;
     if (st.nlink > 1n) this.hardlinks.set(`${st.dev}:${st.ino}`, Promise.resolve(same));
-    return known(same);
+    into.add(same);
+    return undefined;
+  }
+
+  /**
+   * Where a worker's result for the file goes: its slot in `into` and, for a file with other names, the future
+   * those names wait for. Called from the pool's message handler: whatever goes wrong goes to `into`.
+   */
+  private fileSink(p: string, st: fs.BigIntStats, node: TreeNode, prev: TreeNode | undefined, into: Children): FileSink {
+    const slot = into.reserve();
+    let other: { resolve(n: TreeNode | null): void; reject(e: unknown): void } | undefined;
+    if (st.nlink > 1n) {
+      const future = new Promise<TreeNode | null>((resolve, reject) => {
+        other = { resolve, reject };
+      });
+      // Failures surface through `into`; a future no other name awaits is not an error.
+      future.catch(() => undefined);
+      this.hardlinks.set(`${st.dev}:${st.ino}`, future);
+    }
+    return (result, error) => {
+      try {
+        if (result === undefined) throw error;
+        const done = this.fileResult(p, node, result, prev);
+        other?.resolve(done);
+        into.fill(slot, done);
+      } catch (e) {
+        other?.reject(e);
+        into.fail(e);
+      }
+    };
   }
 
   /** True when every blob is in the repository's index: a parent's node is trusted only if its content is there. */
   private allIndexed(ids: readonly Id[]): boolean {
     for (let i = 0; i < ids.length; i++) if (!this.repo.index.has(ids[i]!)) return false;
     return true;
-  }
-
-  /** Queues a file for the workers; returns (once queued) a future for its node. */
-  private async readNode(p: string, st: fs.BigIntStats, node: TreeNode, prev: TreeNode | undefined): Promise<Queued> {
-    const pending = await this.readFile(p, st);
-    const future = pending.result.then((r) => this.fileResult(p, node, r, prev));
-    if (st.nlink > 1n) this.hardlinks.set(`${st.dev}:${st.ino}`, future);
-    return queued(future);
   }
 
   private fileResult(p: string, node: TreeNode, r: WorkerFileResult, prev: TreeNode | undefined): TreeNode | null {
@@ -444,17 +495,18 @@ class Archiver {
   }
 
   /**
-   * Any entry: dispatches on its type. Returns once it is queued, with a future for its node. `listing`, when
-   * given, is the parent snapshot's listing of `prev.subtree`, already being loaded by the directory above.
+   * Any entry: dispatches on its type, and puts its node in `into` (now, or when it completes). Returns once it is
+   * queued: a promise only when the walk must wait. `listing`, when given, is the parent snapshot's listing of
+   * `prev.subtree`, already being loaded by the directory above.
    */
-  private entry(p: string, name: string, prev: TreeNode | undefined, listing?: Promise<PrevTree>): Queued | Promise<Queued> {
+  private entry(p: string, name: string, prev: TreeNode | undefined, into: Children, listing?: Promise<PrevTree>): Promise<void> | undefined {
     this.checkAbort();
     // Now and then the walk lets the event loop run (worker results, uploads, the abort signal).
-    if (++this.walked % 512 === 0) return yieldToEventLoop().then(() => this.entryNow(p, name, prev, listing));
-    return this.entryNow(p, name, prev, listing);
+    if (++this.walked % 512 === 0) return yieldToEventLoop().then(() => this.entryNow(p, name, prev, into, listing));
+    return this.entryNow(p, name, prev, into, listing);
   }
 
-  private entryNow(p: string, name: string, prev: TreeNode | undefined, listing: Promise<PrevTree> | undefined): Queued | Promise<Queued> {
+  private entryNow(p: string, name: string, prev: TreeNode | undefined, into: Children, listing: Promise<PrevTree> | undefined): Promise<void> | undefined {
     this.checkAbort();
     let st: fs.BigIntStats;
     try {
@@ -462,12 +514,12 @@ class Archiver {
     } catch (e) {
       this.summary.filesSkipped++;
       this.warn(p, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : 'unreadable', `cannot stat ${p}: ${(e as Error).message} (skipped)`);
-      return SKIPPED;
+      return undefined;
     }
-    if (st.isDirectory()) return this.dir(p, name, st, prev, listing);
+    if (st.isDirectory()) return this.dir(p, name, st, prev, into, listing);
     if (st.isFile()) {
-      if (this.excludes.largerThan !== undefined && st.size > BigInt(this.excludes.largerThan)) return SKIPPED;
-      return this.fileNode(p, name, st, prev);
+      if (this.excludes.largerThan !== undefined && st.size > BigInt(this.excludes.largerThan)) return undefined;
+      return this.fileNode(p, name, st, prev, into);
     }
     const node = baseNode(name, st);
     if (st.isSymbolicLink()) {
@@ -477,35 +529,34 @@ class Archiver {
       } catch (e) {
         this.summary.filesSkipped++;
         this.warn(p, 'unreadable', `cannot read symlink ${p}: ${(e as Error).message} (skipped)`);
-        return SKIPPED;
+        return undefined;
       }
       const text = strictUtf8(target);
       if (text === undefined) {
         this.summary.filesSkipped++;
         this.warn(p, 'unsupported-name', `the target of symlink ${p} is not valid UTF-8 and cannot be stored exactly (skipped)`);
-        return SKIPPED;
+        return undefined;
       }
       node.linkTarget = text;
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       node.rdev = Number(st.rdev);
     }
     // FIFOs, sockets and devices are recorded, never opened.
-    return known(node);
+    into.add(node);
+    return undefined;
   }
 
-  private async dir(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined, listing?: Promise<PrevTree>): Promise<Queued> {
-    let raw: Buffer[];
-    try {
-      // As bytes: the default string decoding replaces invalid UTF-8 with U+FFFD, and the mangled name would then
-      // fail lstat and be reported as vanished (or, worse, name a different file).
-      raw = fs.readdirSync(p, { encoding: 'buffer' });
-    } catch (e) {
-      this.summary.filesSkipped++;
-      this.warn(p, 'unreadable', `cannot list directory ${p}: ${(e as Error).message} (skipped with its contents)`);
-      return SKIPPED;
-    }
+  /**
+   * The names in a directory that can be stored exactly; the others are warned about and skipped. Read as text
+   * first, without a buffer per name. Text decoding turns invalid UTF-8 into U+FFFD, and the mangled name would then
+   * fail lstat and be reported as vanished (or, worse, name a different file): a listing holding U+FFFD is read
+   * again as bytes, to tell the names that really hold it from those that are not UTF-8.
+   */
+  private listNames(p: string): string[] {
+    const text = fs.readdirSync(p);
+    if (!text.some((n) => n.includes('\uFFFD'))) return text;
     const names: string[] = [];
-    for (const b of raw) {
+    for (const b of fs.readdirSync(p, { encoding: 'buffer' })) {
       const n = strictUtf8(b);
       if (n !== undefined) {
         names.push(n);
@@ -515,7 +566,19 @@ class Archiver {
       this.summary.filesSkipped++;
       this.warn(shown, 'unsupported-name', `${JSON.stringify(shown)}: the name is not valid UTF-8 and cannot be stored exactly (skipped)`);
     }
-    if (this.excludes.ifPresent.some((marker) => names.includes(marker))) return SKIPPED;
+    return names;
+  }
+
+  private async dir(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined, into: Children, listing?: Promise<PrevTree>): Promise<void> {
+    let names: string[];
+    try {
+      names = this.listNames(p);
+    } catch (e) {
+      this.summary.filesSkipped++;
+      this.warn(p, 'unreadable', `cannot list directory ${p}: ${(e as Error).message} (skipped with its contents)`);
+      return;
+    }
+    if (this.excludes.ifPresent.some((marker) => names.includes(marker))) return;
     names.sort();
     const prevChildren = this.decodePrev(await (listing ?? this.loadPrev(prev)));
     const prefix = p === '/' ? '/' : `${p}/`;
@@ -544,7 +607,7 @@ class Archiver {
       }
     };
     loadUpTo(TREE_READ_AHEAD);
-    const children: Child[] = [];
+    const children = new Children();
     let subdirs = 0;
     for (let i = 0; i < kept.length; i++) {
       const child = kept[i]!;
@@ -556,32 +619,32 @@ class Archiver {
         loads[k] = undefined;
         loadUpTo(k + 1 + TREE_READ_AHEAD);
       }
-      const q = this.entry(prefix + child, child, prevChild, childListing);
-      children.push((q instanceof Promise ? await q : q).child);
+      const q = this.entry(prefix + child, child, prevChild, children, childListing);
+      if (q !== undefined) await q;
     }
-    return this.completeDir(name, st, children);
+    this.completeDir(name, st, children, into);
   }
 
-  private completeDir(name: string, st: fs.BigIntStats, children: Child[]): Queued {
+  /** Once every child is in, saves the directory's tree and puts the directory's node in `into`. */
+  private completeDir(name: string, st: fs.BigIntStats, children: Children, into: Children): void {
     const finish = async (nodes: (TreeNode | null)[]): Promise<TreeNode> => {
       const subtree = await this.saveTree(nodes.filter((n): n is TreeNode => n !== null));
       this.summary.dirs++;
       return { ...baseNode(name, st), subtree };
     };
-    // Without a file to wait for (nothing changed here), the tree is saved without waiting on each child.
-    const waiting = children.some((c) => c instanceof Promise);
-    return queued(waiting ? Promise.all(children).then(finish) : finish(children as (TreeNode | null)[]));
+    // Without a file to wait for (nothing changed here), the tree is saved at once.
+    const nodes = children.close();
+    into.later(nodes instanceof Promise ? nodes.then(finish) : finish(nodes));
   }
 
-  /** Intermediate directories of the source paths (`/home`, `/home/ann`) and the sources below them. */
-  private async trieDir(p: string, trie: Trie, prevListing: PrevListing): Promise<Child[]> {
-    const out: Child[] = [];
+  /** Intermediate directories of the source paths (`/home`, `/home/ann`) and the sources below them, into `into`. */
+  private async trieDir(p: string, trie: Trie, prevListing: PrevListing, into: Children): Promise<void> {
     for (const [name, child] of [...trie.children].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const cp = p === '/' ? `/${name}` : `${p}/${name}`;
       const prev = prevListing?.get(name);
       if (child.source) {
-        const q = this.entry(cp, name, prev);
-        out.push((q instanceof Promise ? await q : q).child);
+        const q = this.entry(cp, name, prev, into);
+        if (q !== undefined) await q;
         continue;
       }
       // An intermediate component may be a symlink (`/var/run` → `/run`): the walk goes through it, so the tree
@@ -593,10 +656,10 @@ class Archiver {
         throw new BackupError('SOURCE_NOT_FOUND', `cannot access ${cp}, a directory above a source path: ${(e as Error).message}`, { cause: e, subject: cp });
       }
       if (!st.isDirectory()) throw new BackupError('SOURCE_NOT_FOUND', `${cp}, a directory above a source path, is not a directory`, { subject: cp });
-      const below = await this.trieDir(cp, child, await this.prevListing(prev));
-      out.push(this.completeDir(name, st, below).child);
+      const below = new Children();
+      await this.trieDir(cp, child, await this.prevListing(prev), below);
+      this.completeDir(name, st, below, into);
     }
-    return out;
   }
 
   async run(sources: string[], parentTree: Id | undefined): Promise<Id> {
@@ -605,15 +668,17 @@ class Archiver {
     if (trie.source) {
       // Backing up `/` itself: the root tree is the listing of `/`.
       const st = fs.lstatSync('/', { bigint: true });
-      const root = await this.dir('/', '/', st, parentRoot);
+      const root = new Children();
+      await this.dir('/', '/', st, parentRoot, root);
       await this.flushBatch();
-      const node = await root.child;
+      const node = (await root.close())[0];
       if (!node?.subtree) throw new BackupError('IO', 'cannot read the root directory');
       return node.subtree;
     }
-    const rootNodes = await this.trieDir('/', trie, await this.prevListing(parentRoot));
+    const top = new Children();
+    await this.trieDir('/', trie, await this.prevListing(parentRoot), top);
     await this.flushBatch();
-    const nodes = (await Promise.all(rootNodes)).filter((n): n is TreeNode => n !== null);
+    const nodes = (await top.close()).filter((n): n is TreeNode => n !== null);
     return this.saveTree(nodes);
   }
 

@@ -6,7 +6,6 @@ import { BackupError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { BlobType, IndexBlobEntry, IndexDocument, IndexPackEntry } from '../format.ts';
 import { isId } from '../crypto/hash.ts';
-import { isHexId } from './master-index.ts';
 
 const UINT32_MAX = 0xffffffff;
 const DOCUMENT_KEYS = ['packs', 'supersedes', 'version'];
@@ -77,7 +76,7 @@ function checkIndex(value: unknown, what: string, code: ErrorCode, exactKeys: bo
         throw fail(`pack ${packId} blob ${b} does not have exactly id, type, offset, length, rawLength`);
       }
       const { id, type, offset, length, rawLength } = blob;
-      if (!isHexId(id)) throw fail(`pack ${packId} blob ${b} has an invalid id`);
+      if (!isId(id)) throw fail(`pack ${packId} blob ${b} has an invalid id`);
       if (!isBlobType(type)) throw fail(`blob ${id} has an unknown type`);
       if (!isCount(offset, Number.MAX_SAFE_INTEGER)) throw fail(`blob ${id} has an invalid offset`);
       if (!isCount(length, UINT32_MAX) || length === 0) throw fail(`blob ${id} has an invalid length`);

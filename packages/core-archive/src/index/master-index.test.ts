@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isBackupError } from '../errors.ts';
 import type { IndexBlobEntry, IndexPackEntry } from '../format.ts';
-import { isHexId, MasterIndex } from './master-index.ts';
+import { isId } from '../crypto/hash.ts';
+import { MasterIndex } from './master-index.ts';
 
 const idOf = (n: number | string) => createHash('sha256').update(String(n)).digest('hex');
 
@@ -129,7 +130,7 @@ describe('MasterIndex', () => {
     const candidates = fc.oneof(near, fc.string({ unit: 'binary' }), fc.string({ minLength: 63, maxLength: 65 }), fc.nat().map(idOf));
     fc.assert(
       fc.property(candidates, (s) => {
-        expect(isHexId(s)).toBe(pattern.test(s));
+        expect(isId(s)).toBe(pattern.test(s));
         const index = new MasterIndex();
         const good: IndexBlobEntry = { id: s, type: 'data', offset: 0, length: 1, rawLength: 1 };
         if (pattern.test(s)) index.addPack(idOf('p'), [good]);
@@ -138,7 +139,7 @@ describe('MasterIndex', () => {
       }),
       { numRuns: 500 },
     );
-    for (const v of [undefined, null, 42, ['a'], '\u0130'.repeat(64)]) expect(isHexId(v)).toBe(false);
+    for (const v of [undefined, null, 42, ['a'], '\u0130'.repeat(64)]) expect(isId(v)).toBe(false);
   });
 
   it('handles ids that collide in their leading bytes', () => {

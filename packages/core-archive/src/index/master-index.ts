@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { BackupError } from '../errors.ts';
 import type { BlobType, IndexBlobEntry, IndexDocument, IndexPackEntry } from '../format.ts';
-import { isId } from '../crypto/hash.ts';
+import { HEX_DIGIT_VALUE, isId } from '../crypto/hash.ts';
 
 export interface BlobLocation {
   packId: string;
@@ -28,10 +28,6 @@ const INITIAL_SLOTS = 2048;
 const UINT32_MAX = 0xffffffff;
 const TYPE_CODES: readonly BlobType[] = ['data', 'tree'];
 
-/** The value of each lowercase hexadecimal digit by character code; -1 for every other character below 128. */
-const HEX_VALUE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 16; i++) HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
-
 /**
  * Parses 64 lowercase hex characters into eight big-endian uint32 words at out[at..]; false if `id` is not an id.
  * A table and no early exit: it runs for every blob of every index file when a repository opens, and for every
@@ -44,22 +40,11 @@ function parseIdWords(id: string, out: Uint32Array, at: number): boolean {
     let word = 0;
     for (let j = 0; j < 8; j++) {
       const c = id.charCodeAt(w * 8 + j);
-      const d = c < 128 ? HEX_VALUE[c]! : -1;
+      const d = c < 128 ? HEX_DIGIT_VALUE[c]! : -1;
       bad |= d;
       word = (word << 4) | (d & 15);
     }
     out[at + w] = word >>> 0;
-  }
-  return bad >= 0;
-}
-
-/** True when `value` is an id (64 lowercase hex characters): crypto/hash.ts isId, without a regular expression. */
-export function isHexId(value: unknown): value is string {
-  if (typeof value !== 'string' || value.length !== 64) return false;
-  let bad = 0;
-  for (let i = 0; i < 64; i++) {
-    const c = value.charCodeAt(i);
-    bad |= c < 128 ? HEX_VALUE[c]! : -1;
   }
   return bad >= 0;
 }

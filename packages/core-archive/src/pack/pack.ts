@@ -10,7 +10,7 @@ import type { BlobType, IndexBlobEntry } from '../format.ts';
 import { createCipheriv, createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import { cipherInto, ENVELOPE_OVERHEAD, fillNonce, KEY_BYTES, keyObject, metadataAad, NONCE_BYTES, open, seal, TAG_BYTES } from '../crypto/aead.ts';
-import { bytesToId, idToBytes, isId } from '../crypto/hash.ts';
+import { bytesToId, ID_BYTES, isId } from '../crypto/hash.ts';
 import { decodePayload, PAYLOAD_RAW, PAYLOAD_ZSTD, zstdFrameBound } from '../compress.ts';
 import type { ZstdCompressor } from '../compress.ts';
 
@@ -103,13 +103,6 @@ export interface FinishedPack {
   blobs: IndexBlobEntry[];
 }
 
-interface PendingBlob {
-  type: BlobType;
-  id: string;
-  length: number;
-  rawLength: number;
-}
-
 /**
  * Collects sealed blobs of one type into a pack. Data and tree blobs go to separate packs (docs/format.md), so the
  * builder refuses to mix them. A blob id added twice is stored once: add() returns false for the repeat.
@@ -120,7 +113,8 @@ interface PendingBlob {
  */
 export class PackBuilder {
   readonly #key: Uint8Array;
-  readonly #blobs: PendingBlob[] = [];
+  /** the index entries of the blobs added, handed over as they are when the pack is sealed */
+  #blobs: IndexBlobEntry[] = [];
   readonly #ids = new Set<string>();
   /** undefined when the caller writes the envelopes itself */
   #buffer: Uint8Array | undefined;
@@ -192,7 +186,7 @@ export class PackBuilder {
     }
     this.#hash.update(envelope);
     this.#ids.add(id);
-    this.#blobs.push({ type, id, length: envelope.byteLength, rawLength });
+    this.#blobs.push({ id, type, offset: this.#size, length: envelope.byteLength, rawLength });
     this.#size += envelope.byteLength;
     return true;
   }
@@ -227,23 +221,21 @@ export class PackBuilder {
     if (this.#finished) throw new BackupError('INTERNAL', 'this pack is already finished; start a new PackBuilder');
     if (this.#blobs.length === 0) throw new BackupError('INTERNAL', 'an empty pack cannot be finished');
     this.#finished = true;
-    const header = new Uint8Array(1 + HEADER_ENTRY_BYTES * this.#blobs.length);
-    const view = new DataView(header.buffer);
+    const blobs = this.#blobs;
+    const header = Buffer.alloc(1 + HEADER_ENTRY_BYTES * blobs.length);
+    const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
     header[0] = PAYLOAD_RAW;
-    const blobs: IndexBlobEntry[] = [];
-    let offset = 0;
     let at = 1;
-    for (const b of this.#blobs) {
+    for (const b of blobs) {
       header[at] = BLOB_TYPE_CODE[b.type];
       view.setUint32(at + 1, b.length, true);
       view.setUint32(at + 5, b.rawLength, true);
-      header.set(idToBytes(b.id), at + 9);
+      // Written from its text in place (add checked it is an id): no buffer per blob.
+      header.write(b.id, at + 9, ID_BYTES, 'hex');
       at += HEADER_ENTRY_BYTES;
-      blobs.push({ id: b.id, type: b.type, offset, length: b.length, rawLength: b.rawLength });
-      offset += b.length;
     }
     const headerEnvelope = seal(this.#key, header, metadataAad('pack-header'));
-    this.#blobs.length = 0;
+    this.#blobs = [];
     this.#ids.clear();
     return { headerEnvelope, blobs };
   }

@@ -45,6 +45,8 @@ export interface PackSaverOptions {
 }
 
 const CLAIMED = 1;
+/** What `place` answers when every pack buffer of the type is taken. */
+const WAIT = Symbol('wait');
 /**
  * Saved blobs not yet in an index file, at which an index file is written before the session ends. Building one
  * holds a few hundred bytes per blob on the heap (entries, their ids, the document) on top of everything else: at
@@ -105,9 +107,12 @@ export class PackSaver {
   private readonly maxUploads: number;
   private readonly onPackSaved: ((packId: Id, bytes: number) => void) | undefined;
   private failure: BackupError | undefined;
-  /** the first `indexedCount` packs saved in this session are listed by an index file */
-  private indexedCount = 0;
-  /** blobs of the packs saved but not yet listed by an index file */
+  /**
+   * Packs saved and not yet listed by an index file, with the entries their builders made: the next index file is
+   * written from these rather than from `saved`, whose ids would have to be turned back into text.
+   */
+  private unindexed: IndexPackEntry[] = [];
+  /** blobs of the packs in `unindexed` */
   private unindexedBlobs = 0;
   /** index files written in this session, and the last index write (they run one after another) */
   private readonly indexIds: Id[] = [];
@@ -145,43 +150,66 @@ export class PackSaver {
    * caller may reuse its memory afterwards. Resolves once the blob is in a pack, which may wait until an upload
    * finishes (back-pressure).
    */
-  async add(type: BlobType, id: Id, envelope: Uint8Array, rawLength: number): Promise<void> {
+  add(type: BlobType, id: Id, envelope: Uint8Array, rawLength: number): Promise<void> {
+    return this.addAll(type, [{ id, envelope, rawLength }]);
+  }
+
+  /**
+   * Adds sealed blobs, in order, like `add`: a worker's outbox at once. Nothing awaits between two blobs unless
+   * every pack buffer is taken, so a batch costs one promise rather than one per blob.
+   */
+  async addAll(type: BlobType, blobs: readonly { id: Id; envelope: Uint8Array; rawLength: number }[]): Promise<void> {
+    let appends: Promise<void>[] | undefined;
+    for (const b of blobs) {
+      for (;;) {
+        const placed = this.place(type, b.id, b.envelope, b.rawLength);
+        if (placed === WAIT) {
+          // Every buffer of this type is taken by packs waiting for or in an upload: wait for one to finish.
+          if (this.uploads.size === 0) throw new BackupError('INTERNAL', 'pack buffers are all taken but no upload is running');
+          await Promise.race(this.uploads);
+          continue;
+        }
+        if (placed !== undefined) (appends ??= []).push(placed);
+        break;
+      }
+    }
+    if (appends === undefined) return;
+    try {
+      await Promise.all(appends);
+    } catch (e) {
+      // The pack's commit fails too, which ends the session; these blobs are not stored.
+      this.failure ??= toBackupError(e, 'IO', `writing a pack failed: ${(e as Error).message}`);
+      throw this.failure;
+    }
+  }
+
+  /**
+   * Puts a blob into the open pack of its type (opening or sealing packs as needed), synchronously: WAIT when no
+   * buffer is free, else the append of its envelope to a staged file, if any.
+   */
+  private place(type: BlobType, id: Id, envelope: Uint8Array, rawLength: number): Promise<void> | typeof WAIT | undefined {
     for (;;) {
       this.throwIfFailed();
-      // From here to builder.add nothing awaits, so concurrent callers never share a builder that is being sealed.
       let pack = this.builders[type];
       if (!pack && this.live[type] <= this.maxUploads) {
         this.live[type]++;
         pack = this.openPack(type);
         this.builders[type] = pack;
       }
-      if (pack) {
-        const builder = pack.builder;
-        // A pack closes before the blob that would take it (header included) past its buffer, rather than after:
-        // the buffer then never grows (one blob larger than a pack alone excepted), where a pack used to reach
-        // packSize plus a chunk, and the header of a pack of small blobs made it move to a buffer twice as large.
-        if (builder.count > 0 && builder.size + envelope.byteLength + packOverhead(builder.count + 1) > this.packCapacity) {
-          this.seal(type);
-          continue;
-        }
-        // The envelope goes to the staged file in the order it joins the builder: nothing awaits in between.
-        const appending = builder.add(type, id, envelope, rawLength) ? pack.file?.append(envelope) : undefined;
-        this.stats.blobs++;
-        if (builder.size >= this.repo.config.packSize) this.seal(type);
-        if (appending !== undefined) {
-          try {
-            await appending;
-          } catch (e) {
-            // The pack's commit fails too, which ends the session; this blob is not stored.
-            this.failure ??= toBackupError(e, 'IO', `writing a pack failed: ${(e as Error).message}`);
-            throw this.failure;
-          }
-        }
-        return;
+      if (!pack) return WAIT;
+      const builder = pack.builder;
+      // A pack closes before the blob that would take it (header included) past its buffer, rather than after:
+      // the buffer then never grows (one blob larger than a pack alone excepted), where a pack used to reach
+      // packSize plus a chunk, and the header of a pack of small blobs made it move to a buffer twice as large.
+      if (builder.count > 0 && builder.size + envelope.byteLength + packOverhead(builder.count + 1) > this.packCapacity) {
+        this.seal(type);
+        continue;
       }
-      // Every buffer of this type is taken by packs waiting for or in an upload: wait for one to finish.
-      if (this.uploads.size === 0) throw new BackupError('INTERNAL', 'pack buffers are all taken but no upload is running');
-      await Promise.race(this.uploads);
+      // The envelope goes to the staged file in the order it joins the builder.
+      const appending = builder.add(type, id, envelope, rawLength) ? pack.file?.append(envelope) : undefined;
+      this.stats.blobs++;
+      if (builder.size >= this.repo.config.packSize) this.seal(type);
+      return appending;
     }
   }
 
@@ -269,6 +297,7 @@ export class PackSaver {
         () => {
           // The blobs stay claimed here until an index file lists this pack (see indexWritten).
           this.saved.addPack(id, blobs);
+          this.unindexed.push({ id, blobs });
           this.unindexedBlobs += blobs.length;
           this.stats.packs++;
           this.stats.bytes += size;
@@ -341,19 +370,18 @@ export class PackSaver {
   }
 
   private async writeIndex(): Promise<Id[]> {
-    const packIds = this.saved.packIds().slice(this.indexedCount);
-    if (packIds.length === 0) return [];
-    const packs = packIds.map((id) => ({ id, blobs: this.saved.blobsOfPack(id) }));
+    const packs = this.unindexed;
+    if (packs.length === 0) return [];
     const blobs = packs.reduce((n, p) => n + p.blobs.length, 0);
     // Counted as indexed while the write runs, so that packs saved meanwhile do not ask for another index file at
-    // once; a failed write gives them back to the next one.
-    this.indexedCount += packs.length;
+    // once; a failed write gives them back to the next one, ahead of those saved since.
+    this.unindexed = [];
     this.unindexedBlobs -= blobs;
     let ids: Id[];
     try {
       ids = await this.repo.saveIndex(packs);
     } catch (e) {
-      this.indexedCount -= packs.length;
+      this.unindexed = [...packs, ...this.unindexed];
       this.unindexedBlobs += blobs;
       throw e;
     }

@@ -4,7 +4,7 @@
  */
 import { BackupError } from '../errors.ts';
 import type { NodeType, TreeDocument, TreeNode } from '../format.ts';
-import { isHexId } from '../index/master-index.ts';
+import { isId } from '../crypto/hash.ts';
 
 const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev']);
 const DECIMAL = /^-?\d+$/;
@@ -84,7 +84,7 @@ function isIdList(v: unknown): v is string[] {
   if (!Array.isArray(v)) return false;
   for (let i = 0; i < v.length; i++) {
     const c: unknown = v[i];
-    if (!isHexId(c)) return false;
+    if (!isId(c)) return false;
   }
   return true;
 }
@@ -185,12 +185,12 @@ function validTree(pieces: Iterable<unknown[]>, what: string): TreeDocument {
         const size = int(r.size, what, 'size');
         if (size < 0) fail(what, `file ${JSON.stringify(name)} has a negative size`);
         if (!isIdList(r.content)) fail(what, `file ${JSON.stringify(name)} has an invalid content list`);
-        if (!isHexId(r.sha256)) fail(what, `file ${JSON.stringify(name)} has no sha256`);
+        if (!isId(r.sha256)) fail(what, `file ${JSON.stringify(name)} has no sha256`);
         node.size = size;
         node.content = r.content;
         node.sha256 = r.sha256;
       } else if (type === 'dir') {
-        if (!isHexId(r.subtree)) fail(what, `directory ${JSON.stringify(name)} has no subtree`);
+        if (!isId(r.subtree)) fail(what, `directory ${JSON.stringify(name)} has no subtree`);
         node.subtree = r.subtree;
       } else if (type === 'symlink') {
         if (typeof r.linkTarget !== 'string' || r.linkTarget.includes('\0')) fail(what, `symlink ${JSON.stringify(name)} has no target`);
