@@ -41,6 +41,7 @@ export type { BackupEvent, BackupOptions, BackupResult, BackupWarning } from './
 export { createExcludeMatcher, readExcludeFile } from './archiver/excludes.ts';
 export type { ExcludeOptions } from './archiver/excludes.ts';
 export { restore } from './restorer/restorer.ts';
+export { prestartWorkers } from './pool.ts';
 export type { RestoreEvent, RestoreOptions, RestoreProblem, RestoreResult } from './restorer/restorer.ts';
 export { resolveSnapshotPath, walkSnapshot } from './restorer/resolve.ts';
 export type { ResolvedPath } from './restorer/resolve.ts';

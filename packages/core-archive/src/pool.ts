@@ -47,6 +47,52 @@ export function defaultWorkerCount(): number {
   return Math.max(1, Math.min(8, os.availableParallelism()));
 }
 
+/**
+ * A small young generation makes the collector free the many short-lived chunk buffers soon, instead of letting a
+ * worker's memory grow by tens of megabytes before each scavenge.
+ */
+const WORKER_OPTIONS = { resourceLimits: { maxYoungGenerationSizeMb: 8 } };
+
+/** Workers started by prestartWorkers and not yet taken by a pool. */
+const warm: Worker[] = [];
+
+/**
+ * Starts the worker threads of the next backup or restore now, so that their start (a Node environment and the
+ * worker's code: about a tenth of a second of CPU each) overlaps with what comes first: deriving the key from the
+ * password, loading the index, walking the first directories. The next WorkerPool takes them instead of starting
+ * its own. Until then they do nothing and do not keep the process alive, so starting them costs only that CPU and
+ * their memory when no pool follows (a wrong password, a backup with nothing to read).
+ */
+export function prestartWorkers(count = defaultWorkerCount()): void {
+  while (warm.length < count) {
+    const worker = new Worker(workerUrl(), WORKER_OPTIONS);
+    worker.unref();
+    // One that fails before a pool takes it is dropped; the pool starts a fresh one instead.
+    const drop = (): void => {
+      const i = warm.indexOf(worker);
+      if (i >= 0) warm.splice(i, 1);
+    };
+    worker.once('error', drop);
+    worker.once('exit', drop);
+    warm.push(worker);
+  }
+}
+
+/** Prestarted workers no pool has taken yet (for tests). */
+export function warmWorkerCount(): number {
+  return warm.length;
+}
+
+/** A prestarted worker when one is ready, else a new one. */
+function takeWorker(): Worker {
+  const worker = warm.shift();
+  if (worker === undefined) return new Worker(workerUrl(), WORKER_OPTIONS);
+  worker.removeAllListeners('error');
+  worker.removeAllListeners('exit');
+  worker.ref();
+  return worker;
+}
+
 export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly handlers: PoolHandlers;
@@ -65,9 +111,7 @@ export class WorkerPool {
   constructor(init: WorkerInit, handlers: PoolHandlers, size = defaultWorkerCount()) {
     this.handlers = handlers;
     for (let i = 0; i < size; i++) {
-      // A small young generation makes the collector free the many short-lived chunk buffers soon, instead of
-      // letting a worker's memory grow by tens of megabytes before each scavenge.
-      const worker = new Worker(workerUrl(), { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+      const worker = takeWorker();
       const slot: Slot = { worker, outstanding: 0, dead: undefined };
       worker.on('message', (m: ToMain) => this.onMessage(slot, m));
       worker.on('error', (e) => this.onDeath(slot, e));

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expandTilde, parseSize } from '@backup-manager/config';
 import type { SourceConfig } from '@backup-manager/config';
-import { BackupError, backup, readExcludeFile, resolveSources, shortId } from '@backup-manager/core-archive';
+import { BackupError, backup, prestartWorkers, readExcludeFile, resolveSources, shortId } from '@backup-manager/core-archive';
 import type { BackupResult, BackupType, ExcludeOptions, Repository } from '@backup-manager/core-archive';
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration } from '../format.ts';
@@ -94,6 +94,9 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
     jobs = sourceJobs(sources, flags);
   }
   const location = await rt.repoLocation();
+  // The worker threads start now: they load their code while the key is derived and the parent chosen. A stream
+  // needs none; a backup that finds nothing to read leaves them idle until it exits.
+  if (!flags.stdin) prestartWorkers();
   const repo = await rt.openRepository();
   let worst: number = EXIT.ok;
   let failures = 0;

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BackupError, resolveSnapshotPath, restore, shortId } from '@backup-manager/core-archive';
+import { BackupError, prestartWorkers, resolveSnapshotPath, restore, shortId } from '@backup-manager/core-archive';
 import type { Id, Repository, RestoreProblem } from '@backup-manager/core-archive';
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
@@ -30,6 +30,8 @@ export async function restoreCommand(rt: Runtime, ref: string, flags: RestoreFla
   if (target && !target.isDirectory()) throw new BackupError('INVALID_ARGUMENT', `--target ${flags.target} exists and is not a folder: give a folder (it is created if missing)`);
   const started = Date.now();
   const location = await rt.repoLocation();
+  // The worker threads start now: they load their code while the key is derived and the index loaded.
+  prestartWorkers();
   const repo = await rt.openRepository();
   try {
     return await rt.withLock(repo, false, 'restore', async () => {
