@@ -20,11 +20,6 @@ export interface PoolHandlers {
   progress?(bytes: number): void;
 }
 
-interface Deferred<T> {
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-
 /**
  * Where a file's outcome goes: its result, or the error that ended its batch (a worker that died or failed). A
  * callback rather than a promise per file: a backup submits tens of thousands of files, and each promise (with its

@@ -189,6 +189,11 @@ function nodeTypeOf(st: fs.BigIntStats): NodeType {
   return 'blockdev';
 }
 
+/** What names the same file in `hardlinks`: its device and inode. */
+function linkKey(st: fs.BigIntStats): string {
+  return `${st.dev}:${st.ino}`;
+}
+
 function baseNode(name: string, st: fs.BigIntStats): TreeNode {
   return {
     name,
@@ -364,7 +369,7 @@ class Archiver {
   /** The file's node, in `into` now when the parent's can be trusted, or once a worker has read the file. */
   private fileNode(p: string, name: string, st: fs.BigIntStats, prev: TreeNode | undefined, into: Children): Promise<void> | undefined {
     if (st.nlink > 1n) {
-      const first = this.hardlinks.get(`${st.dev}:${st.ino}`);
+      const first = this.hardlinks.get(linkKey(st));
       if (first) {
         // Another name of a file already in this backup: same content, read once.
         into.later(first.then((n) => (n ? { ...n, ...baseNode(name, st), size: n.size!, content: n.content!, sha256: n.sha256! } : null)));
@@ -389,7 +394,7 @@ class Archiver {
     same.size = size;
     same.content = prev.content!;
     same.sha256 = prev.sha256!;
-    if (st.nlink > 1n) this.hardlinks.set(`${st.dev}:${st.ino}`, Promise.resolve(same));
+    if (st.nlink > 1n) this.hardlinks.set(linkKey(st), Promise.resolve(same));
     into.add(same);
     return undefined;
   }
@@ -407,7 +412,7 @@ class Archiver {
       });
       // Failures surface through `into`; a future no other name awaits is not an error.
       future.catch(() => undefined);
-      this.hardlinks.set(`${st.dev}:${st.ino}`, future);
+      this.hardlinks.set(linkKey(st), future);
     }
     return (result, error) => {
       try {

@@ -23,7 +23,6 @@ import { blobAad } from '../crypto/aead.ts';
 import { idToBytes, sha256Hex } from '../crypto/hash.ts';
 import { BackupError, toBackupError } from '../errors.ts';
 import type { BlobType, Id, IndexBlobEntry, IndexPackEntry } from '../format.ts';
-import { MasterIndex } from '../index/master-index.ts';
 import { releaseBytes } from '../crypto/bytes.ts';
 import { PackBuilder, packOverhead, sealChunkInto, sealedChunkBound } from '../pack/pack.ts';
 import { ZstdCompressor } from '../compress.ts';
@@ -97,21 +96,19 @@ export class PackSaver {
   /** set by finish and abandon: buffers of packs saved afterwards are let go instead of kept for reuse */
   private closed = false;
   /**
-   * Blob ids claimed in this session (being stored, or stored and maybe not yet indexed), and the packs saved: both
-   * grow with every new blob of a backup, so they are kept in typed arrays (~90 bytes per blob) rather than as
-   * strings and objects (~270), which would also make V8 let the heap grow far beyond them.
+   * Blob ids claimed in this session (being stored, or stored and maybe not yet indexed): it grows with every new
+   * blob of a backup, so it is kept in typed arrays (~90 bytes per blob) rather than as strings and objects (~270),
+   * which would also make V8 let the heap grow far beyond them.
    */
   private readonly pending = new BlobStateMap();
-  private readonly saved = new MasterIndex();
   private readonly uploads = new Set<Promise<void>>();
   private readonly maxUploads: number;
   private readonly onPackSaved: ((packId: Id, bytes: number) => void) | undefined;
   private failure: BackupError | undefined;
-  /**
-   * Packs saved and not yet listed by an index file, with the entries their builders made: the next index file is
-   * written from these rather than from `saved`, whose ids would have to be turned back into text.
-   */
+  /** Packs saved and not yet listed by an index file, with the entries their builders made. */
   private unindexed: IndexPackEntry[] = [];
+  /** Packs of this session that an index file lists: the repository's index holds their entries. */
+  private readonly indexedPackIds: Id[] = [];
   /** blobs of the packs in `unindexed` */
   private unindexedBlobs = 0;
   /** index files written in this session, and the last index write (they run one after another) */
@@ -129,9 +126,12 @@ export class PackSaver {
     this.onPackSaved = options.onPackSaved;
   }
 
-  /** Packs saved in this session, in order, with their blobs. */
+  /**
+   * Packs saved in this session with their blobs: those an index file lists first, in order, then the others. Read
+   * it once no index write runs (after `finish`): the packs of a write in progress are in neither list.
+   */
   get written(): IndexPackEntry[] {
-    return this.saved.toPackEntries();
+    return [...this.indexedPackIds.map((id) => ({ id, blobs: this.repo.index.blobsOfPack(id) })), ...this.unindexed];
   }
 
   /** True when the blob is in the repository's index, or claimed (being stored or stored) here. */
@@ -296,7 +296,6 @@ export class PackSaver {
       const job = saving.then(
         () => {
           // The blobs stay claimed here until an index file lists this pack (see indexWritten).
-          this.saved.addPack(id, blobs);
           this.unindexed.push({ id, blobs });
           this.unindexedBlobs += blobs.length;
           this.stats.packs++;
@@ -386,7 +385,10 @@ export class PackSaver {
       throw e;
     }
     // Their blobs stay claimed here too, which changes nothing: `known` finds them in the repository's index now.
-    for (const p of packs) this.repo.index.addPack(p.id, p.blobs);
+    for (const p of packs) {
+      this.repo.index.addPack(p.id, p.blobs);
+      this.indexedPackIds.push(p.id);
+    }
     this.indexIds.push(...ids);
     return ids;
   }
