@@ -169,18 +169,20 @@ export class PackSaver {
           await Promise.race(this.uploads);
           continue;
         }
-        if (placed !== undefined) (appends ??= []).push(placed);
+        // A failed append is recorded at once: the loop may wait or throw before it awaits the appends. The pack's
+        // commit fails too, which ends the session; these blobs are not stored.
+        if (placed !== undefined) {
+          (appends ??= []).push(
+            placed.catch((e: unknown) => {
+              this.failure ??= toBackupError(e, 'IO', `writing a pack failed: ${(e as Error).message}`);
+            }),
+          );
+        }
         break;
       }
     }
-    if (appends === undefined) return;
-    try {
-      await Promise.all(appends);
-    } catch (e) {
-      // The pack's commit fails too, which ends the session; these blobs are not stored.
-      this.failure ??= toBackupError(e, 'IO', `writing a pack failed: ${(e as Error).message}`);
-      throw this.failure;
-    }
+    if (appends !== undefined) await Promise.all(appends);
+    this.throwIfFailed();
   }
 
   /**
