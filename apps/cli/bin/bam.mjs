@@ -7,12 +7,14 @@
 // - at most two malloc arenas, so that the worker threads' freed memory is not kept in an arena per thread
 //   (measured on a 1.6 GB backup: about 10 MB less at the peak, no CPU cost seen);
 // - --expose-gc, for the CLI's heap keeper (src/heap-keeper.ts), which collects whenever the heap has grown by a
-//   fixed slack instead of letting V8 grow it to several times the live data.
+//   fixed slack instead of letting V8 grow it to several times the live data;
+// - for a restore or a data check, V8 without its top compiler tier (see node-flags.mjs).
 // When this Node is older than 22, the child is the project-local Node 24 that scripts/ensure-node.sh provisions.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeFlagsFor } from './node-flags.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const entry = join(here, '..', 'dist', 'main.js');
@@ -42,7 +44,8 @@ env.MALLOC_MMAP_THRESHOLD_ ??= '131072';
 env.MALLOC_ARENA_MAX ??= '2';
 // fd 3 is a pipe the child watches: if this process dies, even by SIGKILL, the pipe closes and the child stops at
 // once instead of running on unseen.
-const child = spawn(node, ['--max-semi-space-size=2', '--expose-gc', entry, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });
+const args = process.argv.slice(2);
+const child = spawn(node, [...nodeFlagsFor(args), entry, ...args], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });
 // Signals are passed on to the child, which stops cleanly. A terminal's Ctrl-C reaches both processes at once; the
 // child counts interrupts that close together as one, so the forwarded copy does not turn into "quit at once".
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));

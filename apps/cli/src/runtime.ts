@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, expandTilde, loadConfig, resolveHome, statePaths } from '@backup-manager/config';
 import type { Config, StatePaths } from '@backup-manager/config';
-import { BackupError, LocalBackend, Repository, defaultContext, lockRepository } from '@backup-manager/core-archive';
+import { BackupError, IndexCache, LocalBackend, Repository, defaultContext, lockRepository } from '@backup-manager/core-archive';
 import type { Backend, HeldLock, RunContext } from '@backup-manager/core-archive';
 import { firstEnabledCloud, openCloudRepository, parseCloudLocation } from './destinations.ts';
 
@@ -59,12 +59,15 @@ export class Runtime {
   resolvedRepository: string | undefined;
   /** how many lines this run appended to backup.log */
   operationsLogged = 0;
+  /** local copies of repository indexes, for the commands that read a repository's data (not verify, not prune) */
+  readonly indexCache: IndexCache;
 
   constructor(options: GlobalOptions, env: NodeJS.ProcessEnv, streams: Streams) {
     this.options = options;
     this.env = env;
     this.home = resolveHome(env);
     this.paths = statePaths(this.home);
+    this.indexCache = new IndexCache(this.paths.cache);
     this.streams = streams;
   }
 

@@ -56,6 +56,7 @@ describe('statePaths', () => {
       metricsLog: '/h/storage-metrics.log',
       password: '/h/password',
       verifyHistory: '/h/verify-history.jsonl',
+      cache: '/h/cache',
     });
   });
 });

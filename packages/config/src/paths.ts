@@ -39,6 +39,8 @@ export interface StatePaths {
   readonly metricsLog: string;
   readonly password: string;
   readonly verifyHistory: string;
+  /** Local copies of repositories' indexes (see core-archive's IndexCache): safe to delete at any time. */
+  readonly cache: string;
 }
 
 /** The files and folders inside a state folder returned by resolveHome. */
@@ -52,5 +54,6 @@ export function statePaths(home: string): StatePaths {
     metricsLog: join(home, 'storage-metrics.log'),
     password: join(home, 'password'),
     verifyHistory: join(home, 'verify-history.jsonl'),
+    cache: join(home, 'cache'),
   };
 }

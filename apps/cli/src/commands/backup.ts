@@ -136,6 +136,7 @@ async function runJob(rt: Runtime, repo: Repository, job: Job, flags: BackupFlag
   const { onEvent, line } = backupProgress(rt);
   let result: BackupResult;
   try {
+    if (repo.index.packCount === 0 && repo.indexFiles.length === 0) await repo.loadIndex({ cache: rt.indexCache });
     result = await backup(repo, {
       paths: job.paths,
       type: job.type,
@@ -156,6 +157,8 @@ async function runJob(rt: Runtime, repo: Repository, job: Job, flags: BackupFlag
     throw err;
   }
   line.clear();
+  // The next command starts from the index as this backup left it, without reading its new index files.
+  repo.saveIndexCache(rt.indexCache);
   const s = result.snapshot.summary;
   const outcome = result.partial ? 'partial' : 'success';
   rt.logOperation({

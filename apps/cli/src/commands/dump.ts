@@ -9,7 +9,7 @@ export async function dumpCommand(rt: Runtime, ref: string, subpath: string | un
   const repo = await rt.openRepository();
   const out = rt.streams.stdout;
   try {
-    await repo.loadIndex();
+    await repo.loadIndex({ cache: rt.indexCache });
     const { id } = await repo.findSnapshot(ref);
     await dump(repo, id, subpath ?? '/', async (chunk) => {
       if (!out.write(chunk)) await once(out, 'drain');

@@ -23,7 +23,7 @@ function modeString(n: TreeNode): string {
 export async function lsCommand(rt: Runtime, snapshotRef: string, subpath: string | undefined, flags: LsFlags): Promise<number> {
   const repo = await rt.openRepository();
   try {
-    await repo.loadIndex();
+    await repo.loadIndex({ cache: rt.indexCache });
     const { id, snapshot } = await repo.findSnapshot(snapshotRef);
     const start = await resolveSnapshotPath(repo, snapshot.tree, subpath ?? '/');
     if (rt.json) rt.printJson({ struct_type: 'snapshot', id, ...snapshot });

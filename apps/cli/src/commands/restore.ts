@@ -35,7 +35,7 @@ export async function restoreCommand(rt: Runtime, ref: string, flags: RestoreFla
   const repo = await rt.openRepository();
   try {
     return await rt.withLock(repo, false, 'restore', async () => {
-      await repo.loadIndex();
+      await repo.loadIndex({ cache: rt.indexCache });
       const { id, snapshot } = await repo.findSnapshot(snapRef);
       const { onEvent, line } = restoreProgress(rt);
       let result;

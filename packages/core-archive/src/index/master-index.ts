@@ -22,6 +22,22 @@ export interface BlobLocation {
   rawLength: number;
 }
 
+/** A MasterIndex's entries as plain arrays, as `MasterIndex.image` gives them and `addImage` takes them. */
+export interface MasterIndexImage {
+  packIds: string[];
+  /** entries of each pack, in the order of packIds */
+  packLengths: number[];
+  /** eight big-endian uint32 words per entry */
+  ids: Uint32Array;
+  /** pack number (index into packIds) of each entry */
+  packOf: Uint32Array;
+  offsets: Float64Array;
+  lengths: Uint32Array;
+  rawLengths: Uint32Array;
+  /** 0 data, 1 tree */
+  types: Uint8Array;
+}
+
 const ID_WORDS = 8;
 const INITIAL_ENTRIES = 1024;
 const INITIAL_SLOTS = 2048;
@@ -131,6 +147,82 @@ export class MasterIndex {
       this.#types[e] = b.type === 'tree' ? 1 : 0;
       if (this.#find(this.#ids, e * ID_WORDS) < 0) this.#insert(e);
     }
+  }
+
+  /**
+   * The index's entries as arrays (views of its own storage, valid until it next grows), for an IndexCache to store.
+   * Packs are listed in the order they were added, each with its number of entries; a pack's entries follow the
+   * previous pack's.
+   */
+  image(): MasterIndexImage {
+    const n = this.#entryCount;
+    return {
+      packIds: this.#packIds.slice(),
+      packLengths: this.#packLength.slice(),
+      ids: this.#ids.subarray(0, n * ID_WORDS),
+      packOf: this.#entryPack.subarray(0, n),
+      offsets: this.#offsets.subarray(0, n),
+      lengths: this.#lengths.subarray(0, n),
+      rawLengths: this.#rawLengths.subarray(0, n),
+      types: this.#types.subarray(0, n),
+    };
+  }
+
+  /**
+   * Adds the packs of an image (see `image`) to an index that holds none yet: what adding them pack by pack would
+   * do, without parsing an id. The image is checked for consistency first; INVALID_ARGUMENT when it is not.
+   */
+  addImage(image: MasterIndexImage): void {
+    if (this.#packIds.length > 0) throw new BackupError('INVALID_ARGUMENT', 'an index image can only be added to an empty index');
+    const packs = image.packIds.length;
+    const n = image.packOf.length;
+    const bad = (why: string): never => {
+      throw new BackupError('INVALID_ARGUMENT', `the index image is inconsistent: ${why}`);
+    };
+    if (image.packLengths.length !== packs) bad('one entry count per pack expected');
+    if (image.ids.length !== n * ID_WORDS || image.offsets.length !== n || image.lengths.length !== n || image.rawLengths.length !== n || image.types.length !== n) {
+      bad('its arrays differ in length');
+    }
+    const numbers = new Map<string, number>();
+    let start = 0;
+    for (let p = 0; p < packs; p++) {
+      const id = image.packIds[p]!;
+      if (!isId(id) || numbers.has(id)) bad(`pack ${p} has an invalid or repeated id`);
+      numbers.set(id, p);
+      const length = image.packLengths[p]!;
+      if (!Number.isSafeInteger(length) || length < 0 || start + length > n) bad(`pack ${p} has an invalid entry count`);
+      for (let e = start; e < start + length; e++) if (image.packOf[e] !== p) bad(`entry ${e} is not in its pack's range`);
+      start += length;
+    }
+    if (start !== n) bad('entries outside every pack');
+    for (let e = 0; e < n; e++) {
+      if (image.types[e]! > 1 || !(image.offsets[e]! >= 0 && Number.isSafeInteger(image.offsets[e]!))) bad(`entry ${e} is invalid`);
+    }
+    this.#reserveEntries(n);
+    this.#ids.set(image.ids);
+    this.#entryPack.set(image.packOf);
+    this.#offsets.set(image.offsets);
+    this.#lengths.set(image.lengths);
+    this.#rawLengths.set(image.rawLengths);
+    this.#types.set(image.types);
+    for (let p = 0, at = 0; p < packs; p++) {
+      this.#packIds.push(image.packIds[p]!);
+      this.#packNumbers.set(image.packIds[p]!, p);
+      this.#packStart.push(at);
+      this.#packLength.push(image.packLengths[p]!);
+      at += image.packLengths[p]!;
+    }
+    // The hash table sized once for all ids (at most half full), as addPack's growth would have left it.
+    let size = this.#slots.length;
+    while (size < 2 * n) size *= 2;
+    if (size > this.#slots.length) this.#slots = new Int32Array(size);
+    for (let e = 0; e < n; e++) {
+      if (this.#find(this.#ids, e * ID_WORDS) < 0) {
+        this.#place(this.#slots, e);
+        this.#distinct++;
+      }
+    }
+    this.#entryCount = n;
   }
 
   /** Adds every pack of an index document. */

@@ -387,10 +387,8 @@ export class PackSaver {
       throw e;
     }
     // Their blobs stay claimed here too, which changes nothing: `known` finds them in the repository's index now.
-    for (const p of packs) {
-      this.repo.index.addPack(p.id, p.blobs);
-      this.indexedPackIds.push(p.id);
-    }
+    this.repo.addWrittenIndex(ids, packs);
+    for (const p of packs) this.indexedPackIds.push(p.id);
     this.indexIds.push(...ids);
     return ids;
   }

@@ -9,7 +9,7 @@ import type { Backend, FileType } from '../backend/backend.ts';
 import { DEFAULT_CHUNK_SIZES, validateChunkSizes } from '../chunker/chunker.ts';
 import { blobAad, open } from '../crypto/aead.ts';
 import { openDocument, sealDocument } from '../crypto/document.ts';
-import { bytesToId, idToBytes, randomId, sha256Hex } from '../crypto/hash.ts';
+import { bytesToId, idToBytes, isId, randomId, sha256Hex } from '../crypto/hash.ts';
 import { DEFAULT_SCRYPT, createKeyFile, generateMasterKey, openKeyFile, parseKeyFile } from '../crypto/keys.ts';
 import type { ScryptParams } from '../crypto/kdf.ts';
 import { DEFAULT_MAX_PAYLOAD, PAYLOAD_ZSTD, ZstdDecompressor, decodePayload } from '../compress.ts';
@@ -18,6 +18,8 @@ import { BackupError, isBackupError } from '../errors.ts';
 import { FORMAT_VERSION } from '../format.ts';
 import type { BlobType, Id, IndexDocument, KeyFile, RepoConfigDocument, SnapshotDocument, TreeDocument } from '../format.ts';
 import { buildIndexDocument, parseIndexDocument } from '../index/index-file.ts';
+import { indexCacheKey } from '../index/index-cache.ts';
+import type { IndexCache } from '../index/index-cache.ts';
 import { MasterIndex } from '../index/master-index.ts';
 import type { BlobLocation } from '../index/master-index.ts';
 import { defaultContext } from './context.ts';
@@ -112,6 +114,12 @@ export class Repository {
   readonly index = new MasterIndex();
   /** ids of the index files the master index was loaded from (superseded ones excluded) */
   indexFiles: Id[] = [];
+  /**
+   * For saveIndexCache: every index file the master index accounts for (superseded ones included) and the ids they
+   * supersede, when the index is exactly what those files hold; undefined when it may not be (not loaded yet, loaded
+   * on top of other entries, or rewritten by an index that supersedes others).
+   */
+  #indexListing: { listing: Set<Id>; superseded: Set<Id> } | undefined;
   private readonly treeCache = new Map<Id, TreeDocument>();
   private treeCacheWeight = 0;
   /** Recently read ranges of tree packs, most recently used last (see TREE_WINDOW_BYTES). */
@@ -321,9 +329,16 @@ export class Repository {
   // ---- index and blobs ------------------------------------------------------------------------------------
 
   /** Loads every index file into the master index. Superseded index files are skipped. */
-  async loadIndex(): Promise<void> {
+  /**
+   * Loads the master index from the repository's index files. With `cache`, from its copy of them as far as it goes
+   * (see IndexCache): only index files added since are read, and the copy is brought up to date.
+   */
+  async loadIndex(options: { cache?: IndexCache | undefined } = {}): Promise<void> {
     const ids = await this.listIds('index');
-    const docs = await mapLimit(ids, 8, async (id) => ({ id, doc: parseIndexDocument(await this.loadDocument('index', id), describe('index', id)) }));
+    const cache = options.cache;
+    const empty = this.index.packCount === 0;
+    if (cache !== undefined && empty && (await this.#loadIndexFromCache(cache, ids))) return;
+    const docs = await this.#readIndexFiles(ids);
     const superseded = new Set(docs.flatMap((d) => d.doc.supersedes));
     this.indexFiles = [];
     for (const { id, doc } of docs) {
@@ -331,10 +346,72 @@ export class Repository {
       this.indexFiles.push(id);
       for (const pack of doc.packs) this.index.addPack(pack.id, pack.blobs);
     }
+    // Entries added before this load may come from packs no index file lists: such an index is not cached.
+    this.#indexListing = empty ? { listing: new Set(ids), superseded } : undefined;
+    if (cache !== undefined) this.saveIndexCache(cache);
+  }
+
+  async #readIndexFiles(ids: Id[]): Promise<{ id: Id; doc: IndexDocument }[]> {
+    return mapLimit(ids, 8, async (id) => ({ id, doc: parseIndexDocument(await this.loadDocument('index', id), describe('index', id)) }));
+  }
+
+  /**
+   * The master index from the cache's copy plus the index files listed since; false (nothing loaded) when there is
+   * no usable copy, when an index file it accounts for is gone, or when a newer one supersedes others.
+   */
+  async #loadIndexFromCache(cache: IndexCache, ids: Id[]): Promise<boolean> {
+    const cached = cache.read(this.config.id, this.#indexCacheKey());
+    if (cached === undefined) return false;
+    const listed = new Set(ids);
+    if (!cached.listing.every((id) => listed.has(id)) || !cached.indexFiles.every((id) => isId(id) && listed.has(id)) || !cached.superseded.every(isId)) return false;
+    const known = new Set(cached.listing);
+    const superseded = new Set(cached.superseded);
+    // A file superseded by one the copy accounts for (an old index file put back) stays out, as a full load leaves it.
+    const fresh = (await this.#readIndexFiles(ids.filter((id) => !known.has(id)))).filter((f) => !superseded.has(f.id));
+    if (fresh.some((f) => f.doc.supersedes.length > 0)) return false;
+    try {
+      this.index.addImage(cached.image);
+    } catch {
+      return false;
+    }
+    for (const { doc } of fresh) for (const pack of doc.packs) this.index.addPack(pack.id, pack.blobs);
+    this.indexFiles = [...cached.indexFiles, ...fresh.map((f) => f.id)].sort();
+    this.#indexListing = { listing: listed, superseded };
+    if (fresh.length > 0) this.saveIndexCache(cache);
+    return true;
+  }
+
+  #indexCacheKey(): Buffer {
+    return indexCacheKey(cryptoMaterial(this).key, this.config.id);
+  }
+
+  /**
+   * Stores the master index in `cache` as it stands, for the next command to start from: after loadIndex, and after
+   * a backup has indexed its packs. Nothing is stored (false) when the index may differ from what the index files
+   * hold (see #indexListing), or when the cache cannot be written.
+   */
+  saveIndexCache(cache: IndexCache): boolean {
+    const state = this.#indexListing;
+    if (state === undefined) return false;
+    const content = { listing: [...state.listing].sort(), superseded: [...state.superseded].sort(), indexFiles: [...this.indexFiles].sort(), image: this.index.image() };
+    return cache.write(this.config.id, this.#indexCacheKey(), content);
+  }
+
+  /**
+   * Adds to the master index the packs of index files this process wrote with saveIndex (`ids`, which list exactly
+   * `packs`): PackSaver calls it once the write is done. The index then still holds what the index files hold, so
+   * it may be cached.
+   */
+  addWrittenIndex(ids: Id[], packs: IndexDocument['packs']): void {
+    for (const p of packs) this.index.addPack(p.id, p.blobs);
+    this.indexFiles.push(...ids);
+    for (const id of ids) this.#indexListing?.listing.add(id);
   }
 
   /** Writes index documents for the given packs (split so no document grows huge); returns their ids. */
   async saveIndex(packs: IndexDocument['packs'], supersedes: Id[] = []): Promise<Id[]> {
+    // A rewrite (prune, repair): the master index is not what the index files hold until it is loaded again.
+    if (supersedes.length > 0) this.#indexListing = undefined;
     const ids: Id[] = [];
     const maxBlobs = 50_000;
     let batch: IndexDocument['packs'] = [];
