@@ -239,7 +239,7 @@ async function measure(
   const sample: Sample = {
     step, tool: tool.name, run, ok, wallS: t.wallS, userS: t.userS, sysS: t.sysS, maxRssKB: t.maxRssKB,
     diskReadBytes: t.diskReadBytes, diskWriteBytes: t.diskWriteBytes,
-    bytes: input.bytes, files: input.files, load1Before: t.load1Before, load1After: t.load1After, startedAt: t.startedAt,
+    bytes: input.bytes, files: input.files, load1Before: t.load1Before, load1After: t.load1After, stealS: t.stealS, startedAt: t.startedAt,
     prewarm: { bytes: warmed.bytes, files: warmed.files, seconds: warmed.seconds },
     cached: { before: cachedBefore, after: cachedAfter },
     detail: { ...input.detail, exitCode: t.exitCode },
@@ -254,7 +254,7 @@ async function measure(
   report.samples.push(sample);
   const rate = input.bytes > 0 ? `, ${(input.bytes / 1e6 / t.wallS).toFixed(1)} MB/s` : input.files > 0 ? `, ${(input.files / t.wallS).toFixed(0)} files/s` : '';
   log(`${step} ${tool.name} run ${run}: ${ok ? 'ok' : `FAILED (${sample.error ?? ''})`} ${t.wallS.toFixed(2)} s wall, ${(t.userS + t.sysS).toFixed(1)} s CPU, ` +
-    `${((t.maxRssKB * 1024) / 1e6).toFixed(0)} MB RSS${rate} (warm-up read ${(warmed.bytes / 1e6).toFixed(0)} MB in ${warmed.seconds.toFixed(1)} s; ` +
+    `${((t.maxRssKB * 1024) / 1e6).toFixed(0)} MB RSS${rate}, ${t.stealS.toFixed(1)} s stolen (warm-up read ${(warmed.bytes / 1e6).toFixed(0)} MB in ${warmed.seconds.toFixed(1)} s; ` +
     `input cached ${(cachedBefore * 100).toFixed(0)}% before, ${(cachedAfter * 100).toFixed(0)}% after; ${(t.diskReadBytes / 1e6).toFixed(0)} MB read from disk)`);
   return sample;
 }

@@ -41,6 +41,8 @@ export type Sample = {
   files: number;
   load1Before: number;
   load1After: number;
+  /** CPU seconds taken by the hypervisor for other guests during the step (absent in reports made before it was kept) */
+  stealS?: number;
   startedAt: string;
   prewarm: { bytes: number; files: number; seconds: number };
   /** Fraction of the step's input (without the program files) in the page cache right before and after the step. */
@@ -345,11 +347,11 @@ export function toMarkdown(report: Report): string {
     }
     lines.push('');
   }
-  lines.push('## Every measurement, with the load average (1 min) before → after', '');
-  lines.push('| step | tool | run | ok | wall s | CPU s | peak RSS MB | MB/s | load 1m | warm-up read | input cached before → after | read from disk MB | started |', '| --- | --- | ---: | :---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | --- |');
+  lines.push('## Every measurement, with the load average (1 min) before → after and the CPU time stolen by the hypervisor', '');
+  lines.push('| step | tool | run | ok | wall s | CPU s | stolen s | peak RSS MB | MB/s | load 1m | warm-up read | input cached before → after | read from disk MB | started |', '| --- | --- | ---: | :---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | --- |');
   for (const x of report.samples) {
     const rate = x.bytes > 0 ? fmt(x.bytes / MB / x.wallS, 1) : x.files > 0 ? `${fmt(x.files / x.wallS, 0)} files/s` : '';
-    lines.push(`| ${x.step} | ${x.tool} | ${x.run} | ${x.ok ? 'yes' : `**no**: ${(x.error ?? '').replace(/\|/g, '/').slice(0, 120)}`} | ${fmt(x.wallS, 2)} | ${fmt(x.userS + x.sysS, 1)} | ${fmt(rssMB(x), 0)} | ${rate} | ${fmt(x.load1Before, 2)} → ${fmt(x.load1After, 2)} | ${human(x.prewarm.bytes)} in ${fmt(x.prewarm.seconds, 1)} s | ${pct(x.cached.before)} → ${pct(x.cached.after)} | ${fmt(x.diskReadBytes / MB, 0)} | ${x.startedAt.slice(11, 19)} |`);
+    lines.push(`| ${x.step} | ${x.tool} | ${x.run} | ${x.ok ? 'yes' : `**no**: ${(x.error ?? '').replace(/\|/g, '/').slice(0, 120)}`} | ${fmt(x.wallS, 2)} | ${fmt(x.userS + x.sysS, 1)} | ${fmt(x.stealS ?? Number.NaN, 1)} | ${fmt(rssMB(x), 0)} | ${rate} | ${fmt(x.load1Before, 2)} → ${fmt(x.load1After, 2)} | ${human(x.prewarm.bytes)} in ${fmt(x.prewarm.seconds, 1)} s | ${pct(x.cached.before)} → ${pct(x.cached.after)} | ${fmt(x.diskReadBytes / MB, 0)} | ${x.startedAt.slice(11, 19)} |`);
   }
   lines.push('');
   if (report.repoSizes.length > 0) {

@@ -29,6 +29,8 @@ export type Timed = {
   stderr: string;
   load1Before: number;
   load1After: number;
+  /** CPU seconds the hypervisor gave to other guests while the command ran (steal time, all CPUs), NaN if unknown. */
+  stealS: number;
   startedAt: string;
 };
 
@@ -82,10 +84,25 @@ function parseGnuTime(text: string): { userS: number; sysS: number; maxRssKB: nu
   };
 }
 
+/**
+ * The steal time of all CPUs so far, in seconds (/proc/stat): time this virtual machine was ready to run but the
+ * hypervisor ran another guest. On a shared VM it makes the same command take longer from one run to the next.
+ */
+export function stealSeconds(): number {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+    // cpu user nice system idle iowait irq softirq steal …, in USER_HZ (100 per second on Linux).
+    return cpu[0] === 'cpu' && cpu[8] !== undefined ? Number(cpu[8]) / 100 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Runs `cmd` under `/usr/bin/time -v` and returns its wall time, CPU, peak RSS, exit and output. */
 export async function runTimed(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Timed> {
   const timeFile = path.join(os.tmpdir(), `bam-bench-time-${process.pid}-${Date.now()}.txt`);
   const load1Before = loadAverage()[0];
+  const stealBefore = stealSeconds();
   const startedAt = new Date().toISOString();
   const started = process.hrtime.bigint();
   const child = spawn('/usr/bin/time', ['-v', '-o', timeFile, cmd, ...args], {
@@ -116,6 +133,7 @@ export async function runTimed(cmd: string, args: readonly string[], env: NodeJS
   }).finally(() => activeChildren.delete(child));
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
   const load1After = loadAverage()[0];
+  const stealS = stealSeconds() - stealBefore;
   let timeText = '';
   try {
     timeText = fs.readFileSync(timeFile, 'utf8');
@@ -135,6 +153,7 @@ export async function runTimed(cmd: string, args: readonly string[], env: NodeJS
     stderr: tail(err),
     load1Before,
     load1After,
+    stealS,
     startedAt,
   };
 }
