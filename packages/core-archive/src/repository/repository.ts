@@ -328,10 +328,10 @@ export class Repository {
 
   // ---- index and blobs ------------------------------------------------------------------------------------
 
-  /** Loads every index file into the master index. Superseded index files are skipped. */
   /**
-   * Loads the master index from the repository's index files. With `cache`, from its copy of them as far as it goes
-   * (see IndexCache): only index files added since are read, and the copy is brought up to date.
+   * Loads every index file into the master index; superseded index files are skipped. With `cache`, from its copy
+   * of them as far as it goes (see IndexCache): only index files added since are read, and the copy is brought up to
+   * date.
    */
   async loadIndex(options: { cache?: IndexCache | undefined } = {}): Promise<void> {
     const ids = await this.listIds('index');
