@@ -104,22 +104,13 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
   try {
     // After the snapshots, the repository is copied to the other enabled destinations (never failing the backup).
     await rt.withLock(repo, false, 'backup', () => backupThenSync(rt, repo, async () => {
-      for (const job of jobs) {
-        let code: number;
-        try {
-          code = await runJob(rt, repo, job, flags, time, location, results);
-        } catch (e) {
-          // One failing source must not cost the others their backup: report it and go on, unless the run was
-          // interrupted or the repository itself is unusable.
-          const err = e instanceof BackupError ? e : new BackupError('INTERNAL', String(e), { cause: e });
-          if (jobs.length === 1 || ['INTERRUPTED', 'LOCKED', 'WRONG_PASSWORD', 'REPOSITORY_NOT_FOUND', 'QUOTA_EXCEEDED'].includes(err.code)) throw err;
-          rt.streams.stderr.write(`bam: backup of ${job.label} failed: ${err.message}\n`);
-          rt.printJson({ type: 'error', source: job.label, code: err.code, message: err.message });
-          failures++;
-          continue;
-        }
-        if (code !== EXIT.ok && (worst === EXIT.ok || code !== EXIT.partial)) worst = code;
-        if (rt.abort.signal.aborted) break;
+      await repo.loadIndex({ cache: rt.indexCache });
+      try {
+        await runJobs();
+      } finally {
+        // The next command starts from the index as the jobs left it (the packs of a failed job's finished index
+        // files included), without reading the index files they wrote.
+        repo.saveIndexCache(rt.indexCache);
       }
     }, () => results.length > 0));
   } finally {
@@ -129,6 +120,26 @@ export async function backupCommand(rt: Runtime, paths: string[], flags: BackupF
   // did not finish, and a script must be able to tell.
   if (rt.abort.signal.aborted) return EXIT.interrupted;
   return failures > 0 ? EXIT.error : worst;
+
+  async function runJobs(): Promise<void> {
+    for (const job of jobs) {
+      let code: number;
+      try {
+        code = await runJob(rt, repo, job, flags, time, location, results);
+      } catch (e) {
+        // One failing source must not cost the others their backup: report it and go on, unless the run was
+        // interrupted or the repository itself is unusable.
+        const err = e instanceof BackupError ? e : new BackupError('INTERNAL', String(e), { cause: e });
+        if (jobs.length === 1 || ['INTERRUPTED', 'LOCKED', 'WRONG_PASSWORD', 'REPOSITORY_NOT_FOUND', 'QUOTA_EXCEEDED'].includes(err.code)) throw err;
+        rt.streams.stderr.write(`bam: backup of ${job.label} failed: ${err.message}\n`);
+        rt.printJson({ type: 'error', source: job.label, code: err.code, message: err.message });
+        failures++;
+        continue;
+      }
+      if (code !== EXIT.ok && (worst === EXIT.ok || code !== EXIT.partial)) worst = code;
+      if (rt.abort.signal.aborted) break;
+    }
+  }
 }
 
 async function runJob(rt: Runtime, repo: Repository, job: Job, flags: BackupFlags, time: Date | undefined, location: string, results: unknown[]): Promise<number> {
@@ -136,7 +147,6 @@ async function runJob(rt: Runtime, repo: Repository, job: Job, flags: BackupFlag
   const { onEvent, line } = backupProgress(rt);
   let result: BackupResult;
   try {
-    if (repo.index.packCount === 0 && repo.indexFiles.length === 0) await repo.loadIndex({ cache: rt.indexCache });
     result = await backup(repo, {
       paths: job.paths,
       type: job.type,
@@ -157,8 +167,6 @@ async function runJob(rt: Runtime, repo: Repository, job: Job, flags: BackupFlag
     throw err;
   }
   line.clear();
-  // The next command starts from the index as this backup left it, without reading its new index files.
-  repo.saveIndexCache(rt.indexCache);
   const s = result.snapshot.summary;
   const outcome = result.partial ? 'partial' : 'success';
   rt.logOperation({
