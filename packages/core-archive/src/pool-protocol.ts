@@ -1,6 +1,7 @@
 /**
  * Messages between the main thread and the engine's worker threads (structured-clone data only).
  */
+import type { LocalFile } from './backend/backend.ts';
 import type { CompressionOptions } from './compress.ts';
 
 export interface WorkerInit {
@@ -30,6 +31,13 @@ export interface SealedBlobRef {
   rawLength: number;
 }
 
+/**
+ * The most a restore task's read of a pack spans (the restorer's runs end before a blob that would take them past
+ * it), and the size of the buffers that reads reuse, on the main thread and in the workers that read themselves. A
+ * blob larger than this alone is read into a buffer of its own, freed once written.
+ */
+export const READ_BUFFER_BYTES = 2.5 * 1024 * 1024;
+
 /** A file a restore task writes to, and what to do with it. */
 export interface RestoreFile {
   /** the file's number in the restore's plan, by which results name it */
@@ -54,8 +62,16 @@ export interface RestoreFile {
 export interface WorkerRestoreTask {
   task: number;
   packId: string;
-  /** one read of a pack's byte range, transferred whole: blobs are views into it, so nothing is copied */
+  /**
+   * one read of a pack's byte range, transferred whole: blobs are views into it, so nothing is copied. Empty when
+   * the worker reads the range itself (`read`), and for tasks that only finish files.
+   */
   data: Uint8Array;
+  /**
+   * the pack's byte range, for the worker to read from the local file the backend keeps it in (Backend.localFile),
+   * when `data` is empty: blob offsets count from `start`
+   */
+  read?: { file: LocalFile; start: number; length: number };
   /** leave all-zero blobs as holes (the files are pre-sized, or truncated to their size when finished) */
   sparse: boolean;
   /** set ownership from uid and gid (only root may) */

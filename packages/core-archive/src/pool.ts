@@ -170,7 +170,8 @@ export class WorkerPool {
   restore(task: Omit<WorkerRestoreTask, 'task'>): Promise<Extract<ToMain, { t: 'restored' }>> {
     return this.acquire().then((slot) => {
       const id = this.nextJob++;
-      const transfer = [task.data.buffer as ArrayBuffer];
+      // A task without bytes of its own (the worker reads them, or it only finishes files) transfers nothing.
+      const transfer = task.data.byteLength > 0 ? [task.data.buffer as ArrayBuffer] : [];
       const result = new Promise<ToMain>((resolve, reject) => this.tasks.set(id, { resolve, reject, slot }));
       slot.worker.postMessage({ t: 'restore', task: { ...task, task: id } } satisfies ToWorker, transfer);
       return result as Promise<Extract<ToMain, { t: 'restored' }>>;

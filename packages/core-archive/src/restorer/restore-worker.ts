@@ -4,12 +4,15 @@
  * mode and times through the descriptor the writes used, and closes them. A file made of one blob thus costs one
  * open (O_CREAT|O_EXCL|O_NOFOLLOW, so a name planted in the target is never written through), one write and the
  * metadata calls, with no path looked up again; its SHA-256 comes from the plaintext without reading it back.
+ * From a local repository the worker reads the task's pack range itself, into a buffer it keeps.
  */
 import { createHash, hash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import fs from 'node:fs';
+import { readLocalRangeSync } from '../backend/local.ts';
 import { BlobOpener } from '../crypto/blob-opener.ts';
 import { idToBytes } from '../crypto/hash.ts';
+import { READ_BUFFER_BYTES } from '../pool-protocol.ts';
 import type { RestoreFile, ToMain, WorkerRestoreTask } from '../pool-protocol.ts';
 
 type Restored = Extract<ToMain, { t: 'restored' }>;
@@ -40,6 +43,27 @@ interface FileState {
 let opener: BlobOpener | undefined;
 let openerKey: Uint8Array | undefined;
 let readBuffer: Uint8Array | undefined;
+/** the pack ranges this worker reads itself (WorkerRestoreTask.read) go here, one task after the other */
+let packBuffer: Uint8Array | undefined;
+
+/**
+ * The task's pack range: the bytes the main thread sent, or those read here from the local file; or why they could
+ * not be read, which every blob of the task then fails with.
+ */
+function packBytes(task: WorkerRestoreTask): { bytes: Uint8Array; problem?: undefined } | { bytes?: undefined; problem: Error } {
+  const read = task.read;
+  if (read === undefined) return { bytes: task.data };
+  let out: Uint8Array;
+  if (read.length <= READ_BUFFER_BYTES) out = (packBuffer ??= new Uint8Array(READ_BUFFER_BYTES)).subarray(0, read.length);
+  else out = new Uint8Array(read.length);
+  try {
+    readLocalRangeSync({ type: 'data', name: task.packId }, read.file, read.start, out);
+    return { bytes: out };
+  } catch (e) {
+    // The words the main thread uses for a range it could not read (restorer.ts, fillPacks).
+    return { problem: new Error(`cannot read pack ${task.packId.slice(0, 12)}: ${(e as Error).message}`) };
+  }
+}
 
 /** Runs one restore task; the answer for the main thread. */
 export function restoreTask(task: WorkerRestoreTask, key: Uint8Array): Restored {
@@ -60,7 +84,8 @@ export function restoreTask(task: WorkerRestoreTask, key: Uint8Array): Restored 
     // One call per blob rather than the loop's body here: V8 then optimises the blob's work as a function, where it
     // compiled this loop on stack replacement and threw that code away at the end of every task (measured: 1,600
     // deoptimisations in a restore of the benchmark corpus).
-    for (const blob of task.blobs) writeBlob(opener, task, blob, states, out);
+    const pack = task.blobs.length > 0 ? packBytes(task) : { bytes: task.data };
+    for (const blob of task.blobs) writeBlob(opener, task, pack, blob, states, out);
   } finally {
     for (const st of states) if (st.fd >= 0) closeQuietly(st);
   }
@@ -70,14 +95,16 @@ export function restoreTask(task: WorkerRestoreTask, key: Uint8Array): Restored 
 }
 
 /** Opens one blob of the task and writes it to every file that holds it, finishing the files it completes. */
-function writeBlob(blobOpener: BlobOpener, task: WorkerRestoreTask, blob: WorkerRestoreTask['blobs'][number], states: FileState[], out: Restored): void {
+function writeBlob(blobOpener: BlobOpener, task: WorkerRestoreTask, pack: ReturnType<typeof packBytes>, blob: WorkerRestoreTask['blobs'][number], states: FileState[], out: Restored): void {
   let plain: Uint8Array | undefined;
-  let problem: unknown;
-  try {
-    const envelope = task.data.subarray(blob.offset, blob.offset + blob.length);
-    plain = blobOpener.open('data', idToBytes(blob.id), envelope, blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
-  } catch (e) {
-    problem = e;
+  let problem: unknown = pack.problem;
+  if (pack.bytes !== undefined) {
+    try {
+      const envelope = pack.bytes.subarray(blob.offset, blob.offset + blob.length);
+      plain = blobOpener.open('data', idToBytes(blob.id), envelope, blob.rawLength, `pack ${task.packId.slice(0, 12)} blob ${blob.id.slice(0, 12)}`);
+    } catch (e) {
+      problem = e;
+    }
   }
   const holes = plain !== undefined && task.sparse && isAllZero(plain);
   // A blob that is some file's whole content is hashed once for every file that holds it.

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { BackupError } from '../errors.ts';
 import type { Id, TreeNode } from '../format.ts';
 import { WorkerPool } from '../pool.ts';
+import { READ_BUFFER_BYTES } from '../pool-protocol.ts';
 import type { RestoreFile, WorkerRestoreTask } from '../pool-protocol.ts';
 import { compilePattern } from '../archiver/excludes.ts';
 import { cryptoMaterial } from '../repository/repository.ts';
@@ -85,12 +86,6 @@ export interface RestoreResult {
  */
 const MAX_RUN_BYTES = 2 * 1024 * 1024;
 
-/**
- * The size of a reused pack read buffer (see fillPacks), and the most a read of several blobs spans: a run ends once
- * it holds MAX_RUN_BYTES, or before a blob that would take it past this. A blob larger than this alone is read into
- * a buffer of its own, freed once written.
- */
-const READ_BUFFER_BYTES = MAX_RUN_BYTES + 512 * 1024;
 
 /**
  * What the restore applies to a path at the end: ownership, mode and times (seconds, as fs.utimes takes them).
@@ -183,6 +178,13 @@ const FINISH_BATCH = 256;
 /** Subtrees read ahead of the one the layout works on, per directory: tree reads overlap instead of queueing. */
 const TREE_READ_AHEAD = 4;
 
+/**
+ * How long the layout runs before it lets the workers' replies in. Subtrees read ahead resolve without a return to
+ * the event loop, so the layout could plan for tens of milliseconds while a worker that had finished its two tasks
+ * waited for the next; measured on the benchmark corpus, the workers' idle time between tasks fell by a third.
+ */
+const LAYOUT_SLICE_MS = 3;
+
 /** Packs the layout must have moved on by before one is read (see Restorer.packs). */
 const PACK_LAG = 2;
 
@@ -270,6 +272,8 @@ class Restorer {
   /** files whose writes are all done, for a finishing task */
   private finishQueue: number[] = [];
   private filesDone = 0;
+  /** when the layout last let the event loop in (see LAYOUT_SLICE_MS) */
+  private sliceStart = performance.now();
 
   constructor(repo: Repository, options: RestoreOptions) {
     this.repo = repo;
@@ -375,6 +379,10 @@ class Restorer {
       nodes[i] = undefined;
       const sel = sels[i]!;
       this.checkAbort();
+      if (performance.now() - this.sliceStart > LAYOUT_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        this.sliceStart = performance.now();
+      }
       if (this.overPlanned() && !this.fillEnded) await this.waitForFill();
       if (!sel.enter) continue;
       // Names from a decoded tree are single safe components (tree.ts): joining needs no normalising.
@@ -602,6 +610,12 @@ class Restorer {
     const sparse = this.options.sparse !== false;
     const backend = this.repo.backend;
     /**
+     * A local repository's pack ranges are read by the workers (Backend.localFile). Read here, every read waited
+     * for this thread's event loop, busy with the layout: measured on the benchmark corpus, 2.4 s of waiting in all
+     * (6.5 ms a read), and the workers often had one task or none left when the next arrived.
+     */
+    const localFile = backend.localFile?.bind(backend);
+    /**
      * Pack reads the workers gave back, for the next reads when the backend reads into a given buffer (loadInto):
      * fresh memory for every read cost a mapping, its zeroing page by page and its unmapping (measured: 0.26 s of
      * system time for the corpus's 570 MB of packs, against 0.1 s reading into reused buffers). A few more than
@@ -709,6 +723,15 @@ class Restorer {
         const start = group[0]!.offset;
         const end = group.at(-1)!.offset + group.at(-1)!.length;
         const length = end - start;
+        if (localFile !== undefined) {
+          // The worker reads the range: nothing waits here for the read, whatever else this thread is busy with.
+          const read = { file: localFile({ type: 'data', name: packId }), start, length };
+          const sent = dispatch(this.task(packId, new Uint8Array(0), start, group, sparse, read), length);
+          group = undefined;
+          await sent;
+          await finishQueued(false);
+          return;
+        }
         let own: Uint8Array;
         try {
           if (backend.loadInto !== undefined) {
@@ -779,7 +802,7 @@ class Restorer {
    * The task for one read of a pack: its blobs, where each goes, and the files it writes. A file whose every write
    * is in this task, with no earlier task still writing it, is finished by this task's worker.
    */
-  private task(packId: Id, data: Uint8Array, start: number, group: BlobUse[], sparse: boolean): { task: Omit<WorkerRestoreTask, 'task'>; files: number[]; bytes: number } {
+  private task(packId: Id, data: Uint8Array, start: number, group: BlobUse[], sparse: boolean, read?: WorkerRestoreTask['read']): { task: Omit<WorkerRestoreTask, 'task'>; files: number[]; bytes: number } {
     const slot = new Map<number, number>();
     const files: number[] = [];
     let bytes = 0;
@@ -807,7 +830,7 @@ class Restorer {
       f.tasks++;
       return this.fileSpec(n, finish);
     });
-    return { task: { packId, data, sparse, chown: this.isRoot, files: specs, blobs }, files, bytes };
+    return { task: { packId, data, ...(read ? { read } : {}), sparse, chown: this.isRoot, files: specs, blobs }, files, bytes };
   }
 
   /**
