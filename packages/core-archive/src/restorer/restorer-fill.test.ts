@@ -93,12 +93,27 @@ describe('restore: writing and finishing files', () => {
     }
   }, 60_000);
 
-  it('has the workers read the packs of a local repository themselves, and restores exactly', async () => {
-    const src = path.join(tmp.dir, 'src-workers-read');
+  /**
+   * Backs up a 9 MiB file, 60 small ones and an empty one into a new local repository, restores them through the
+   * backend `reader` makes of the repository folder, and checks that the restored tree is exact.
+   */
+  async function restoreExactly(name: string, reader: (root: string) => LocalBackend): Promise<void> {
+    const src = path.join(tmp.dir, `src-${name}`);
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, 'large-random'), randomBytes(9 * 1024 * 1024));
     for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(20_000 + i * 700));
     fs.writeFileSync(path.join(src, 'empty'), '');
+    const repoDir = path.join(tmp.dir, `${name}-repo`);
+    await LocalBackend.create(repoDir);
+    const { snapshotId } = await backup(await initRepo(new LocalBackend(repoDir)), { paths: [src] });
+    const target = path.join(tmp.dir, `${name}-target`);
+    const r = await restore(await Repository.open(reader(repoDir), PASSWORD), snapshotId, { target });
+    expect(r.problems).toEqual([]);
+    expect(r.mismatches).toEqual([]);
+    expect(compareTrees(src, path.join(target, src))).toEqual([]);
+  }
+
+  it('has the workers read the packs of a local repository themselves, and restores exactly', async () => {
     // The main thread reads trees through the backend; a read of a data pack's range there would be counted.
     let mainReads = 0;
     class WatchedBackend extends LocalBackend {
@@ -111,23 +126,12 @@ describe('restore: writing and finishing files', () => {
         await super.loadInto(h, offset, out);
       }
     }
-    const repoDir = path.join(tmp.dir, 'workers-read-repo');
-    await LocalBackend.create(repoDir);
-    const { snapshotId } = await backup(await initRepo(new LocalBackend(repoDir)), { paths: [src] });
-    const target = path.join(tmp.dir, 'workers-read-target');
-    const r = await restore(await Repository.open(new WatchedBackend(repoDir), PASSWORD), snapshotId, { target });
-    expect(r.problems).toEqual([]);
-    expect(r.mismatches).toEqual([]);
-    expect(compareTrees(src, path.join(target, src))).toEqual([]);
+    await restoreExactly('workers-read', (root) => new WatchedBackend(root));
     // Ranged reads on this thread are the tree blobs' only (a handful here); the data, 10 MB, went to the workers.
     expect(mainReads).toBeLessThan(5);
   }, 60_000);
 
   it('reads the packs of a backend that reads into given buffers (loadInto) into buffers it reuses, and restores exactly', async () => {
-    const src = path.join(tmp.dir, 'src-local');
-    fs.mkdirSync(src);
-    fs.writeFileSync(path.join(src, 'large-random'), randomBytes(9 * 1024 * 1024));
-    for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(20_000 + i * 700));
     // Counts the reads that land in a buffer holding an earlier read (random pack bytes): a fresh one is all zeros.
     let reads = 0;
     let reused = 0;
@@ -144,15 +148,7 @@ describe('restore: writing and finishing files', () => {
         await super.loadInto(h, offset, out);
       }
     }
-    const repoDir = path.join(tmp.dir, 'local-repo');
-    await LocalBackend.create(repoDir);
-    const repo = await initRepo(new CountingBackend(repoDir));
-    const { snapshotId } = await backup(repo, { paths: [src] });
-    const target = path.join(tmp.dir, 'local-target');
-    const r = await restore(await Repository.open(new CountingBackend(repoDir), PASSWORD), snapshotId, { target });
-    expect(r.problems).toEqual([]);
-    expect(r.mismatches).toEqual([]);
-    expect(compareTrees(src, path.join(target, src))).toEqual([]);
+    await restoreExactly('main-reads', (root) => new CountingBackend(root));
     expect(reads).toBeGreaterThan(10);
     expect(reused).toBeGreaterThan(0);
   }, 60_000);

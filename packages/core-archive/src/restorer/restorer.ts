@@ -86,7 +86,6 @@ export interface RestoreResult {
  */
 const MAX_RUN_BYTES = 2 * 1024 * 1024;
 
-
 /**
  * What the restore applies to a path at the end: ownership, mode and times (seconds, as fs.utimes takes them).
  * Kept instead of the tree node, whose content list, names and identity fields are not needed after planning.
