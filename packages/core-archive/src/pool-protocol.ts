@@ -1,5 +1,6 @@
 /**
- * Messages between the main thread and the engine's worker threads (structured-clone data only).
+ * Messages between the main thread and the engine's worker threads (structured-clone data only), and what both sides
+ * of a restore must agree on: the size of a pack read and the words for one that fails.
  */
 import type { LocalFile } from './backend/backend.ts';
 import type { CompressionOptions } from './compress.ts';
@@ -37,6 +38,11 @@ export interface SealedBlobRef {
  * blob larger than this alone is read into a buffer of its own, freed once written.
  */
 export const READ_BUFFER_BYTES = 2.5 * 1024 * 1024;
+
+/** How a restore names a pack range it could not read, on whichever thread read it. */
+export function unreadablePackMessage(packId: string, error: unknown): string {
+  return `cannot read pack ${packId.slice(0, 12)}: ${(error as Error).message}`;
+}
 
 /** A file a restore task writes to, and what to do with it. */
 export interface RestoreFile {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { readLocalRangeSync } from '../backend/local.ts';
 import { BlobOpener } from '../crypto/blob-opener.ts';
 import { idToBytes } from '../crypto/hash.ts';
-import { READ_BUFFER_BYTES } from '../pool-protocol.ts';
+import { READ_BUFFER_BYTES, unreadablePackMessage } from '../pool-protocol.ts';
 import type { RestoreFile, ToMain, WorkerRestoreTask } from '../pool-protocol.ts';
 
 type Restored = Extract<ToMain, { t: 'restored' }>;
@@ -60,8 +60,7 @@ function packBytes(task: WorkerRestoreTask): { bytes: Uint8Array; problem?: unde
     readLocalRangeSync({ type: 'data', name: task.packId }, read.file, read.start, out);
     return { bytes: out };
   } catch (e) {
-    // The words the main thread uses for a range it could not read (restorer.ts, fillPacks).
-    return { problem: new Error(`cannot read pack ${task.packId.slice(0, 12)}: ${(e as Error).message}`) };
+    return { problem: new Error(unreadablePackMessage(task.packId, e)) };
   }
 }
 
@@ -84,7 +83,7 @@ export function restoreTask(task: WorkerRestoreTask, key: Uint8Array): Restored 
     // One call per blob rather than the loop's body here: V8 then optimises the blob's work as a function, where it
     // compiled this loop on stack replacement and threw that code away at the end of every task (measured: 1,600
     // deoptimisations in a restore of the benchmark corpus).
-    const pack = task.blobs.length > 0 ? packBytes(task) : { bytes: task.data };
+    const pack = packBytes(task);
     for (const blob of task.blobs) writeBlob(opener, task, pack, blob, states, out);
   } finally {
     for (const st of states) if (st.fd >= 0) closeQuietly(st);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { BackupError } from '../errors.ts';
 import type { Id, TreeNode } from '../format.ts';
 import { WorkerPool } from '../pool.ts';
-import { READ_BUFFER_BYTES } from '../pool-protocol.ts';
+import { READ_BUFFER_BYTES, unreadablePackMessage } from '../pool-protocol.ts';
 import type { RestoreFile, WorkerRestoreTask } from '../pool-protocol.ts';
 import { compilePattern } from '../archiver/excludes.ts';
 import { cryptoMaterial } from '../repository/repository.ts';
@@ -173,6 +173,9 @@ function targetCount(use: BlobUse): number {
 
 /** Files finished in one task of their own (empty files, files written by several tasks), at most. */
 const FINISH_BATCH = 256;
+
+/** The bytes of a task that carries none (the worker reads its range, or it only finishes files). */
+const NO_BYTES: Uint8Array = new Uint8Array(0);
 
 /** Subtrees read ahead of the one the layout works on, per directory: tree reads overlap instead of queueing. */
 const TREE_READ_AHEAD = 4;
@@ -693,7 +696,7 @@ class Restorer {
         while (n < queue.length && n < FINISH_BATCH && bytes < MAX_RUN_BYTES) bytes += this.files[queue[n++]!]!.size;
         if (n === queue.length && n < FINISH_BATCH && bytes < MAX_RUN_BYTES && !all) return;
         const files = queue.splice(0, n).map((f) => this.fileSpec(f, true));
-        await dispatch({ task: { packId: '', data: new Uint8Array(0), sparse, chown: this.isRoot, files, blobs: [] }, files: [], bytes: 0 });
+        await dispatch({ task: { packId: '', data: NO_BYTES, sparse, chown: this.isRoot, files, blobs: [] }, files: [], bytes: 0 });
       }
     };
     for (;;) {
@@ -722,36 +725,33 @@ class Restorer {
         const start = group[0]!.offset;
         const end = group.at(-1)!.offset + group.at(-1)!.length;
         const length = end - start;
+        // From a local repository the worker reads the range itself (see localFile); otherwise it is read here.
+        let data: Uint8Array = NO_BYTES;
+        let read: WorkerRestoreTask['read'];
         if (localFile !== undefined) {
-          // The worker reads the range: nothing waits here for the read, whatever else this thread is busy with.
-          const read = { file: localFile({ type: 'data', name: packId }), start, length };
-          const sent = dispatch(this.task(packId, new Uint8Array(0), start, group, sparse, read), length);
-          group = undefined;
-          await sent;
-          await finishQueued(false);
-          return;
-        }
-        let own: Uint8Array;
-        try {
-          if (backend.loadInto !== undefined) {
-            // The task carries the whole buffer (a transfer moves whole buffers); its blobs lie in the first `length` bytes.
-            own = readBuffer(length);
-            try {
-              await backend.loadInto({ type: 'data', name: packId }, start, own.subarray(0, length));
-            } catch (e) {
-              keepBuffer(own);
-              throw e;
+          read = { file: localFile({ type: 'data', name: packId }), start, length };
+        } else {
+          try {
+            if (backend.loadInto !== undefined) {
+              // The task carries the whole buffer (a transfer moves whole buffers); its blobs lie in the first `length` bytes.
+              data = readBuffer(length);
+              try {
+                await backend.loadInto({ type: 'data', name: packId }, start, data.subarray(0, length));
+              } catch (e) {
+                keepBuffer(data);
+                throw e;
+              }
+            } else {
+              const loaded = await backend.load({ type: 'data', name: packId }, start, length);
+              // A backend may hand back a view into a larger buffer: transfer needs a buffer of its own.
+              data = loaded.byteOffset === 0 && loaded.byteLength === loaded.buffer.byteLength ? loaded : loaded.slice();
             }
-          } else {
-            const data = await backend.load({ type: 'data', name: packId }, start, length);
-            // A backend may hand back a view into a larger buffer: transfer needs a buffer of its own.
-            own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+          } catch (e) {
+            this.unreadable(group, unreadablePackMessage(packId, e));
+            return;
           }
-        } catch (e) {
-          this.unreadable(group, `cannot read pack ${packId.slice(0, 12)}: ${(e as Error).message}`);
-          return;
         }
-        const sent = dispatch(this.task(packId, own, start, group, sparse), length);
+        const sent = dispatch(this.task(packId, data, start, group, sparse, read), length);
         // Described in the task: the blob uses are no longer needed while it waits.
         group = undefined;
         await sent;
